@@ -1,0 +1,47 @@
+"""zenml-bridge: ML pipelines written once, run locally, on Airflow and on Kubeflow.
+
+Example:
+    >>> from zenml_bridge import pipeline, step
+    >>> @step
+    ... def load(rows: int = 3) -> list[int]:
+    ...     return list(range(rows))
+    >>> load(2)
+    [0, 1]
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from zenml_bridge.dsl import Pipeline, Step, pipeline, step
+from zenml_bridge.errors import BridgeError
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from zenml_bridge.runtime.context import StepContext, get_step_context
+
+__all__ = [
+    "BridgeError",
+    "Pipeline",
+    "Step",
+    "StepContext",
+    "__version__",
+    "get_step_context",
+    "pipeline",
+    "step",
+]
+
+_LAZY = {
+    "get_step_context": "zenml_bridge.runtime.context",
+    "StepContext": "zenml_bridge.runtime.context",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # The runtime (stores, materializers) loads only when a step asks for its context.
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'zenml_bridge' has no attribute {name!r}")

@@ -1,0 +1,5 @@
+"""``python -m zenml_bridge``: the same as the ``zenml-bridge`` command."""
+
+from zenml_bridge.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,72 @@
+"""``zenml-bridge compile SRC --target ir|airflow|kubeflow --out PATH``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from zenml_bridge.cli.common import add_parameter_option, parse_parameters
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "compile",
+        help="compile a pipeline into the IR, an Airflow DAG file or Kubeflow YAML",
+        description="Compile SRC (package.module:pipeline or path/file.py:pipeline) for a target.",
+    )
+    parser.add_argument("src", metavar="SRC", help="the pipeline: package.module:name or file.py:name")
+    parser.add_argument("--target", default="ir", help="ir (default), airflow or kubeflow")
+    parser.add_argument(
+        "--out", required=True, type=Path, help="output file (ir, kubeflow) or dags folder (airflow)"
+    )
+    add_parameter_option(parser)
+    parser.add_argument(
+        "--strict", action="store_true", help="treat warnings (settings a target ignores) as errors"
+    )
+    parser.add_argument("--image", help="container image of the steps (kubernetes/docker/kubeflow)")
+    parser.add_argument(
+        "--operator",
+        default="bash",
+        choices=("bash", "kubernetes", "docker"),
+        help="Airflow operator profile (default: bash)",
+    )
+    parser.add_argument(
+        "--executor",
+        default="container",
+        choices=("container", "lightweight"),
+        help="Kubeflow executor flavour (default: container; lightweight runs in kfp.local)",
+    )
+    parser.add_argument(
+        "--no-code-archive",
+        dest="code_archive",
+        action="store_false",
+        help="do not ship the project's source to workers (their image already has it)",
+    )
+    parser.set_defaults(handler=_compile)
+
+
+def _compile(args: argparse.Namespace) -> int:
+    from zenml_bridge.cli.source import load_pipeline
+    from zenml_bridge.compilers import get_compiler
+    from zenml_bridge.compilers.base import CompileOptions
+
+    compiler = get_compiler(args.target)
+    pipeline = load_pipeline(args.src).to_ir()
+    options = CompileOptions(
+        out=args.out,
+        parameters=parse_parameters(args.params),
+        strict=args.strict,
+        image=args.image,
+        operator=args.operator,
+        executor=args.executor,
+        code_archive=args.code_archive,
+    )
+    result = compiler.compile(pipeline, options)
+    for warning in result.warnings:
+        print(f"warning: {warning}")
+    for path in result.paths:
+        print(f"wrote {path}")
+    for note in result.notes:
+        print(note)
+    return 0
