@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from zenml_bridge import ir
-from zenml_bridge.compilers.base import CompileOptions, CompileResult, Compiler, write_atomic
+from zenml_bridge.compilers.base import CompileOptions, Compiler, CompileResult, write_atomic
 
 
 class IRCompiler(Compiler):

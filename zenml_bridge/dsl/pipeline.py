@@ -62,7 +62,9 @@ class Pipeline:
 
     def _parameters(self) -> tuple[list[ir.Parameter], dict[str, ParameterRef]]:
         hints = resolved_hints(self.func)
-        location = f"{display_path(self.func.__code__.co_filename)}:{self.func.__code__.co_firstlineno}"
+        location = (
+            f"{display_path(self.func.__code__.co_filename)}:{self.func.__code__.co_firstlineno}"
+        )
         parameters, refs = [], {}
         for p in inspect.signature(self.func).parameters.values():
             if p.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
@@ -71,9 +73,13 @@ class Pipeline:
                     f"{p.name} ({location}); pipeline parameters must be named. Declare each one."
                 )
             annotation = hints.get(p.name, p.annotation)
-            problem = None if p.default is EMPTY else ir.json_problem(
-                f"The default of parameter '{p.name}' of pipeline '{self.name}' ({location})",
-                p.default,
+            problem = (
+                None
+                if p.default is EMPTY
+                else ir.json_problem(
+                    f"The default of parameter '{p.name}' of pipeline '{self.name}' ({location})",
+                    p.default,
+                )
             )
             if problem:
                 raise ir.BridgeError(problem)
@@ -90,13 +96,15 @@ class Pipeline:
 
     @functools.cached_property
     def _ir(self) -> ir.Pipeline:
-        problem = ir.name_problem("Pipeline", self.name)
+        code = self.func.__code__
+        problem = ir.name_problem(
+            "Pipeline",
+            self.name,
+            f"{display_path(code.co_filename)}:{code.co_firstlineno}",
+            "Rename the function or pass @pipeline(name=...).",
+        )
         if problem:
-            code = self.func.__code__
-            raise ir.BridgeError(
-                f"{problem[:-len(' Rename it.')]} ({display_path(code.co_filename)}:"
-                f"{code.co_firstlineno}). Rename the function or pass @pipeline(name=...)."
-            )
+            raise ir.BridgeError(problem)
         parameters, refs = self._parameters()
         with tracing(self.name, self.step_defaults) as trace:
             self.func(**refs)

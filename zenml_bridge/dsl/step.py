@@ -131,7 +131,7 @@ class Step(Generic[P, R]):
         trace = active_trace()
         if trace is None:
             return self.func(*args, **kwargs)
-        return self._record(trace, args, dict(kwargs))  # type: ignore[return-value]
+        return self._record(trace, args, dict(kwargs))  # type: ignore[no-any-return]
 
     def call_with_inputs(self, values: Mapping[str, Any]) -> Any:
         """Call the function with resolved input values keyed as in the IR's ``inputs``.
@@ -150,30 +150,6 @@ class Step(Generic[P, R]):
             elif parameter.kind is not inspect.Parameter.VAR_KEYWORD:
                 args.append(values[parameter.name])
         return self.func(*args, **kwargs)
-        return self._record(trace, args, dict(kwargs))  # type: ignore[return-value]
-
-    def call_with_inputs(self, values: Mapping[str, Any]) -> Any:
-        """Call the function with resolved input values keyed as in the IR's ``inputs``.
-
-        Inputs of a ``*args`` parameter are keyed ``name.0``, ``name.1``, ...
-        """
-        args: list[Any] = []
-        kwargs: dict[str, Any] = {}
-        for parameter in self.signature.parameters.values():
-            if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
-                prefix = parameter.name + "."
-                keys = sorted((k for k in values if k.startswith(prefix)), key=_index_of)
-                args.extend(values[k] for k in keys)
-            elif parameter.kind is inspect.Parameter.POSITIONAL_ONLY:
-                args.append(values[parameter.name])
-            elif parameter.kind is inspect.Parameter.VAR_KEYWORD:
-                continue
-            elif parameter.name in values:
-                if parameter.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD and not kwargs:
-                    args.append(values[parameter.name])
-                else:
-                    kwargs[parameter.name] = values[parameter.name]
-        return self.func(*args, **kwargs)
 
     # -- tracing -------------------------------------------------------------------------------
 
@@ -181,6 +157,11 @@ class Step(Generic[P, R]):
         where = user_location()
         after = kwargs.pop("after", None) if "after" not in self.signature.parameters else None
         name = trace.unique_name(self.name)
+        problem = ir.name_problem(
+            "Step", name, where, "Rename the function or pass @step(name=...)."
+        )
+        if problem:
+            raise ir.BridgeError(problem)
         try:
             bound = self.signature.bind(*args, **kwargs)
         except TypeError as exc:
@@ -201,10 +182,8 @@ class Step(Generic[P, R]):
                         self._input(trace, name, f"{parameter.name}.{i}", value, annotation, where)
                     )
                 continue
-            if parameter.name in bound.arguments:
-                value = bound.arguments[parameter.name]
-            else:
-                value = parameter.default  # bind() guarantees there is one
+            # a parameter not bound has a default: bind() checked that
+            value = bound.arguments.get(parameter.name, parameter.default)
             inputs.append(self._input(trace, name, parameter.name, value, annotation, where))
         step = ir.Step(
             name=name,

@@ -115,6 +115,29 @@ class _Placeholder:
     def __format__(self, spec: str) -> str:
         self._refuse("formatting into a string")
 
+    def __str__(self) -> str:
+        self._refuse("str()")
+
+    def __int__(self) -> int:
+        self._refuse("int()")
+
+    def __float__(self) -> float:
+        self._refuse("float()")
+
+    def __index__(self) -> int:
+        self._refuse("use as an index")
+
+    def __contains__(self, item: Any) -> bool:
+        self._refuse("the operator in")
+
+    def __eq__(self, other: object) -> bool:
+        self._refuse("the operator ==")
+
+    def __ne__(self, other: object) -> bool:
+        self._refuse("the operator !=")
+
+    __hash__ = object.__hash__
+
     def __iter__(self) -> Any:
         self._refuse("iteration or unpacking")
 

@@ -63,7 +63,8 @@ def output_decls(return_annotation: Any) -> list[OutputDecl]:
         names = [_annotated_name(item) for item in items]
         if items and Ellipsis not in items and all(names):
             return [
-                OutputDecl(str(n), strip_annotated(item)) for n, item in zip(names, items, strict=True)
+                OutputDecl(str(n), strip_annotated(item))
+                for n, item in zip(names, items, strict=True)
             ]
     return [OutputDecl("output", return_annotation)]
 

@@ -67,7 +67,8 @@ def _parse(annotation: Any, data: Any, where: str) -> Any:
             allowed = ", ".join(repr(a) for a in get_args(annotation))
             raise BridgeError(f"IR field '{where}' is {data!r}; allowed: {allowed}.")
         return data
-    expected = {int: int, str: str, bool: bool, float: (int, float)}.get(annotation)
+    scalars: dict[Any, Any] = {int: int, str: str, bool: bool, float: (int, float)}
+    expected = scalars.get(annotation)
     if expected is not None:
         if not isinstance(data, expected) or (annotation is not bool and isinstance(data, bool)):
             raise BridgeError(
@@ -82,7 +83,7 @@ def from_dict(cls: type[T], data: Any, where: str = "") -> T:
     name = where or cls.__name__
     if not isinstance(data, dict):
         raise BridgeError(f"IR field '{name}' must be an object, got {type(data).__name__}.")
-    hints = _hints(cls)
+    hints = _hints(cls)  # type: ignore[arg-type]
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(fields))
     if unknown:
@@ -149,7 +150,7 @@ def _schema_of(annotation: Any, defs: dict[str, Any]) -> dict[str, Any]:
     if _is_json(annotation):
         return {}
     if dataclasses.is_dataclass(annotation):
-        name = annotation.__name__
+        name = annotation.__name__  # type: ignore[union-attr]
         if name not in defs:
             defs[name] = {}  # placeholder against recursion
             hints = _hints(annotation)  # type: ignore[arg-type]
@@ -162,8 +163,7 @@ def _schema_of(annotation: Any, defs: dict[str, Any]) -> dict[str, Any]:
                 "required": [
                     f.name
                     for f in fields
-                    if f.default is dataclasses.MISSING
-                    and f.default_factory is dataclasses.MISSING
+                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
                 ],
             }
         return {"$ref": f"#/$defs/{name}"}

@@ -27,11 +27,12 @@ def k8s_name(name: str) -> str:
     return name.lower().replace("_", "-").strip("-")
 
 
-def name_problem(kind: str, name: str) -> str | None:
+def name_problem(kind: str, name: str, where: str = "", fix: str = "Rename it.") -> str | None:
     """Why ``name`` cannot name a pipeline or step, or None when it can."""
     if NAME_PATTERN.fullmatch(name) and len(name) <= MAX_NAME_LENGTH and k8s_name(name):
         return None
-    return f"{kind} name {name!r} cannot be used: {NAME_RULE}. Rename it."
+    location = f" ({where})" if where else ""
+    return f"{kind} name {name!r} cannot be used{location}: {NAME_RULE}. {fix}"
 
 
 def json_problem(what: str, value: Any) -> str | None:
@@ -201,7 +202,9 @@ def topological_order(steps: Iterable[Step]) -> tuple[Step, ...]:
     done: set[str] = set()
     order: list[Step] = []
     while pending:
-        ready = [s for s in pending.values() if all(u in done or u not in pending for u in s.upstream)]
+        ready = [
+            s for s in pending.values() if all(u in done or u not in pending for u in s.upstream)
+        ]
         if not ready:
             cycle = ", ".join(sorted(pending))
             raise ValueError(
