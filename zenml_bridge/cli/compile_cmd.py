@@ -43,6 +43,13 @@ def register(subparsers: Any) -> None:
         action="store_false",
         help="do not ship the project's source to workers (their image already has it)",
     )
+    parser.add_argument(
+        "--python",
+        dest="worker_python",
+        metavar="PATH",
+        help="Airflow: the Python that runs steps on workers (default: $ZENML_BRIDGE_PYTHON "
+        "on the worker, else python)",
+    )
     parser.set_defaults(handler=_compile)
 
 
@@ -61,7 +68,10 @@ def _compile(args: argparse.Namespace) -> int:
         operator=args.operator,
         executor=args.executor,
         code_archive=args.code_archive,
+        extra={"python": args.worker_python} if args.worker_python else {},
     )
+    if args.target != "ir":
+        options = _publish(pipeline, options)
     result = compiler.compile(pipeline, options)
     for warning in result.warnings:
         print(f"warning: {warning}")
@@ -70,3 +80,26 @@ def _compile(args: argparse.Namespace) -> int:
     for note in result.notes:
         print(note)
     return 0
+
+
+def _publish(pipeline: Any, options: Any) -> Any:
+    """Store the IR and the code archive where workers read them (the artifact store)."""
+    import dataclasses
+
+    from zenml_bridge.config import load_settings
+    from zenml_bridge.runtime import code_archive
+
+    root = load_settings().artifact_root
+    ir_uri, ir_sha256 = code_archive.publish_ir(pipeline, root)
+    changes: dict[str, Any] = {"ir_uri": ir_uri, "extra": {**options.extra, "ir_sha256": ir_sha256}}
+    if options.code_archive:
+        archive = code_archive.build_code_archive(pipeline)
+        changes["code_archive_uri"] = code_archive.publish_code_archive(archive, root)
+        changes["code_archive_sha256"] = archive.sha256
+        print(
+            f"code archive {archive.sha256[:12]}: {len(archive.files)} files from {archive.root} "
+            f"({len(archive.data) / 1024:.0f} KiB)"
+        )
+    if "://" not in root or root.startswith("file://"):
+        print(f"note: the IR is stored under the local folder {root}; workers must see that path")
+    return dataclasses.replace(options, **changes)

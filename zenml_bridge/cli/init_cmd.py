@@ -1,9 +1,43 @@
-"""``zenml-bridge init``: not built yet (see the open issues)."""
+"""``zenml-bridge init [PATH]``: create ``.zenml_bridge/`` (config, metadata.db, artifacts/)."""
 
 from __future__ import annotations
 
+import argparse
+from pathlib import Path
 from typing import Any
 
 
 def register(subparsers: Any) -> None:
-    pass
+    parser = subparsers.add_parser(
+        "init",
+        help="create .zenml_bridge/ (config, metadata.db, artifacts/) in a project folder",
+        description="Create .zenml_bridge/ in PATH (default: the working directory). Commands "
+        "run anywhere below PATH find it, like git.",
+    )
+    parser.add_argument("path", nargs="?", default=".", type=Path, help="project folder")
+    parser.set_defaults(handler=_init)
+
+
+def _init(args: argparse.Namespace) -> int:
+    from zenml_bridge.config import CONFIG_NAME, DIR_NAME, load_settings, write_config
+    from zenml_bridge.errors import BridgeError
+    from zenml_bridge.runtime.stack import open_stack
+
+    project = args.path.resolve()
+    home = project / DIR_NAME
+    if (home / CONFIG_NAME).is_file():
+        print(f"{home} already exists; nothing changed.")
+        return 0
+    try:
+        write_config(project, {"version": 1, "active_stack": "default", "stacks": {"default": {}}})
+        (home / ".gitignore").write_text("# runs and artifacts stay local\n*\n!config.yaml\n")
+    except OSError as exc:
+        raise BridgeError(
+            f"Cannot create {home} ({exc.strerror}). Run init in a folder you can write to."
+        ) from None
+    settings = load_settings(cwd=project)
+    open_stack(settings)  # creates metadata.db (schema) and artifacts/
+    print(f"Initialized zenml-bridge in {home}")
+    print(f"  metadata:  {settings.metadata_url}")
+    print(f"  artifacts: {settings.artifact_root}")
+    return 0

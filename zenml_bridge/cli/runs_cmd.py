@@ -1,9 +1,145 @@
-"""``zenml-bridge runs``: not built yet (see the open issues)."""
+"""``zenml-bridge runs list | show RUN | compare RUN RUN``."""
 
 from __future__ import annotations
 
+import argparse
+import json
+import time
+from collections.abc import Sequence
 from typing import Any
 
 
 def register(subparsers: Any) -> None:
-    pass
+    parser = subparsers.add_parser("runs", help="list, show and compare recorded runs")
+    actions = parser.add_subparsers(dest="runs_command", metavar="ACTION")
+    actions.required = True
+    listing = actions.add_parser("list", help="recent runs, newest first")
+    listing.add_argument("--pipeline", help="only runs of this pipeline")
+    listing.add_argument("--limit", type=int, default=20)
+    listing.set_defaults(handler=_list)
+    show = actions.add_parser("show", help="one run: steps, parameters, git, IR sha, artifacts")
+    show.add_argument("run", metavar="RUN", help="run id, unique prefix, or 'latest'")
+    show.add_argument("--json", action="store_true", help="print the records as JSON")
+    show.set_defaults(handler=_show)
+    compare = actions.add_parser("compare", help="parameters, steps and outputs of two runs")
+    compare.add_argument("first", metavar="RUN")
+    compare.add_argument("second", metavar="RUN")
+    compare.set_defaults(handler=_compare)
+
+
+def store() -> Any:
+    from zenml_bridge.config import load_settings
+    from zenml_bridge.stores.metadata import MetadataStore
+
+    return MetadataStore(load_settings().metadata_url)
+
+
+def when(timestamp: float | None) -> str:
+    if timestamp is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
+
+
+def seconds(start: float | None, end: float | None) -> str:
+    return "-" if start is None or end is None else f"{end - start:.2f}s"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [[str(c) for c in headers], *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    return "\n".join(lines)
+
+
+def _list(args: argparse.Namespace) -> int:
+    runs = store().list_runs(limit=args.limit, pipeline=args.pipeline)
+    if not runs:
+        print("No runs yet. Start one with `zenml-bridge run SRC`.")
+        return 0
+    rows = [
+        (r["run_id"], r["pipeline"], r["status"], when(r["started_at"]),
+         seconds(r["started_at"], r["ended_at"]), r["backend"])
+        for r in runs
+    ]
+    print(table(("RUN", "PIPELINE", "STATUS", "STARTED", "DURATION", "BACKEND"), rows))
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    metadata = store()
+    run = metadata.resolve_run(args.run)
+    steps = metadata.step_runs(run["run_id"])
+    ordered = sorted(steps.values(), key=lambda s: s["started_at"])
+    if args.json:
+        print(json.dumps({"run": run, "steps": ordered}, indent=2, sort_keys=True, default=str))
+        return 0
+    git = run["git_sha"] or "-"
+    if run["git_sha"] and run["git_dirty"] is not None:
+        git += " (dirty)" if run["git_dirty"] else " (clean)"
+    print(f"Run        {run['run_id']}")
+    print(f"Pipeline   {run['pipeline']}")
+    print(f"Status     {run['status']}")
+    print(f"Started    {when(run['started_at'])}   duration {seconds(run['started_at'], run['ended_at'])}")
+    print(f"Backend    {run['backend']}")
+    print(f"Parameters {json.dumps(run['parameters'], sort_keys=True)}")
+    print(f"Git        {git}")
+    print(f"IR sha256  {run['ir_sha256']}")
+    if run["code_archive_sha256"]:
+        print(f"Code       {run['code_archive_sha256']}")
+    for key, value in sorted(run["links"].items()):
+        print(f"Link       {key} = {value}")
+    print()
+    rows = [
+        (s["step"], s["status"], seconds(s["started_at"], s["ended_at"]), s["attempt"],
+         (s["cache_key"] or "-")[:12])
+        for s in ordered
+    ]
+    print(table(("STEP", "STATUS", "DURATION", "ATTEMPT", "CACHE KEY"), rows) if rows else "No steps recorded.")
+    outputs = [
+        (f"{s['step']}.{name}", info["id"], info["sha256"][:16], info["materializer"], info["uri"])
+        for s in ordered
+        for name, info in sorted(s["outputs"].items())
+    ]
+    if outputs:
+        print()
+        print(table(("OUTPUT", "ARTIFACT", "SHA256", "MATERIALIZER", "URI"), outputs))
+    for s in ordered:
+        if s["metrics"] or s["metadata"]:
+            print(f"\n{s['step']}: metrics {json.dumps(s['metrics'], sort_keys=True)}"
+                  f" metadata {json.dumps(s['metadata'], sort_keys=True, default=str)}")
+        if s["status"] == "failed" and s["error"]:
+            print(f"\n{s['step']} failed:\n  " + s["error"].rstrip().replace("\n", "\n  "))
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    metadata = store()
+    first, second = metadata.resolve_run(args.first), metadata.resolve_run(args.second)
+    a_steps = metadata.step_runs(first["run_id"])
+    b_steps = metadata.step_runs(second["run_id"])
+    print(f"A = {first['run_id']} ({first['status']})")
+    print(f"B = {second['run_id']} ({second['status']})")
+    keys = sorted(set(first["parameters"]) | set(second["parameters"]))
+    rows = [
+        (k, json.dumps(first["parameters"].get(k)), json.dumps(second["parameters"].get(k)),
+         "" if first["parameters"].get(k) == second["parameters"].get(k) else "differs")
+        for k in keys
+    ]
+    if first["ir_sha256"] != second["ir_sha256"]:
+        rows.append(("(IR sha256)", first["ir_sha256"][:12], second["ir_sha256"][:12], "differs"))
+    if rows:
+        print()
+        print(table(("PARAMETER", "A", "B", ""), rows))
+    rows = []
+    for name in sorted(set(a_steps) | set(b_steps)):
+        a, b = a_steps.get(name), b_steps.get(name)
+        for out in sorted(set((a or {}).get("outputs", {})) | set((b or {}).get("outputs", {}))):
+            ha = (a or {}).get("outputs", {}).get(out, {}).get("sha256", "-")
+            hb = (b or {}).get("outputs", {}).get(out, {}).get("sha256", "-")
+            rows.append((f"{name}.{out}", a["status"] if a else "-", b["status"] if b else "-",
+                         ha[:12], hb[:12], "same" if ha == hb else "differs"))
+        if not (a or b or {}).get("outputs"):
+            rows.append((name, a["status"] if a else "-", b["status"] if b else "-", "", "", ""))
+    print()
+    print(table(("STEP.OUTPUT", "A", "B", "SHA256 A", "SHA256 B", ""), rows))
+    return 0

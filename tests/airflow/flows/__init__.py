@@ -1,0 +1,1 @@
+"""Pipelines the Airflow end-to-end tests run (their code reaches workers by code archive)."""

@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent.parent / "stores"))
+
+from zb_services import (  # noqa: E402,F401
+    mariadb_url,
+    metadata_url,
+    postgres_url,
+    sqlite_url,
+    stores_env,
+)

@@ -1,0 +1,103 @@
+"""The artifact store: atomic writes, content hashes, verification on load."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from zenml_bridge.errors import BridgeError
+from zenml_bridge.stores.artifacts import ArtifactStore, path_part
+
+
+def _save(value: object):  # type: ignore[no-untyped-def]
+    def save(folder: str, fs: object) -> None:
+        with open(os.path.join(folder, "data.json"), "w") as handle:
+            json.dump(value, handle)
+
+    return save
+
+
+def _load(folder: str, fs: object) -> object:
+    with open(os.path.join(folder, "data.json")) as handle:
+        return json.load(handle)
+
+
+def test_write_read_and_layout(tmp_path: Path) -> None:
+    store = ArtifactStore(str(tmp_path / "root"))
+    uri, sha, size = store.write("training", "run:1+x", "load", "output", _save([1, 2]))
+    assert uri == str(tmp_path / "root" / "training" / "run_1+x" / "load" / "output")
+    assert size == len("[1, 2]")
+    assert store.read(uri, sha, _load) == [1, 2]
+    assert os.listdir(Path(uri).parent) == ["output"]  # no temporary folder left
+
+
+def test_same_content_same_hash(tmp_path: Path) -> None:
+    store = ArtifactStore(str(tmp_path))
+    _, first, _ = store.write("p", "r1", "s", "o", _save({"a": 1}))
+    _, second, _ = store.write("p", "r2", "s", "o", _save({"a": 1}))
+    _, third, _ = store.write("p", "r3", "s", "o", _save({"a": 2}))
+    assert first == second != third
+
+
+def test_corrupted_artifact_is_refused(tmp_path: Path) -> None:
+    store = ArtifactStore(str(tmp_path))
+    uri, sha, _ = store.write("p", "r", "s", "o", _save([1]))
+    Path(uri, "data.json").write_text("[2]")
+    with pytest.raises(BridgeError, match="is corrupted: its content sha256 is"):
+        store.read(uri, sha, _load)
+
+
+def test_missing_artifact(tmp_path: Path) -> None:
+    store = ArtifactStore(str(tmp_path))
+    with pytest.raises(BridgeError, match="does not exist"):
+        store.read(str(tmp_path / "nope"), "0" * 64, _load)
+
+
+def test_failed_save_leaves_nothing(tmp_path: Path) -> None:
+    store = ArtifactStore(str(tmp_path))
+
+    def broken(folder: str, fs: object) -> None:
+        Path(folder, "half").write_text("x")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        store.write("p", "r", "s", "o", broken)
+    assert os.listdir(tmp_path / "p" / "r" / "s") == []
+
+
+def test_stale_temporary_folders_are_removed(tmp_path: Path) -> None:
+    store = ArtifactStore(str(tmp_path))
+    stale = tmp_path / "p" / "r" / "s" / ".o.tmp-deadbeef"
+    stale.mkdir(parents=True)
+    store.write("p", "r", "s", "o", _save(1))
+    assert sorted(os.listdir(tmp_path / "p" / "r" / "s")) == ["o"]
+
+
+def test_unwritable_root(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    store = ArtifactStore(str(blocker / "artifacts"))
+    with pytest.raises(BridgeError, match="cannot hold artifacts"):
+        store.check_writable()
+
+
+def test_memory_filesystem_root() -> None:
+    store = ArtifactStore("memory://zb-test-root")
+
+    def save(folder: str, fs: object) -> None:
+        fs.pipe_file(f"{folder}/data.json", b"[1, 2, 3]")  # type: ignore[attr-defined]
+
+    def load(folder: str, fs: object) -> object:
+        return json.loads(fs.cat_file(f"{folder}/data.json"))  # type: ignore[attr-defined]
+
+    uri, sha, size = store.write("p", "r", "s", "o", save)
+    assert uri.startswith("memory://") and size == 9
+    assert store.read(uri, sha, load) == [1, 2, 3]
+
+
+def test_path_part() -> None:
+    assert path_part("manual__2026-11-22T06:49:22+00:00") == "manual__2026-11-22T06_49_22+00_00"
+    assert path_part("../etc") == "_etc"

@@ -1,0 +1,173 @@
+"""The metadata store suite, once per database (SQLite, PostgreSQL, MariaDB)."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from zenml_bridge.errors import BridgeError
+from zenml_bridge.stores.metadata import MetadataStore
+from zenml_bridge.stores.schema import SCHEMA_VERSION
+
+
+def _artifact(art_id: str, run_id: str, step: str, output: str = "output") -> dict:
+    return {
+        "artifact_id": art_id,
+        "run_id": run_id,
+        "step": step,
+        "output": output,
+        "uri": f"/a/{run_id}/{step}/{output}",
+        "content_sha256": "c" * 64,
+        "materializer": "builtins.json",
+        "materializer_version": "1",
+        "type_name": "builtins.list",
+        "size": 12,
+        "created_at": time.time(),
+    }
+
+
+def _info(art_id: str) -> dict:
+    return {"id": art_id, "uri": "/u", "sha256": "c" * 64, "materializer": "builtins.json",
+            "version": "1", "type": "builtins.list"}
+
+
+def _begin(store: MetadataStore, run_id: str, ir_json: str = "{}") -> None:
+    store.begin_run(
+        run_id=run_id,
+        pipeline="training",
+        ir_sha256="a" * 64,
+        ir_json=lambda: ir_json,
+        parameters={"rows": 5},
+        git_sha="f" * 40,
+        git_dirty=True,
+    )
+
+
+def test_schema_is_created_and_versioned(metadata_url: str) -> None:
+    store = MetadataStore(metadata_url)
+    with store.engine.connect() as conn:
+        version = conn.execute(sa.select(store.t.schema_version.c.version)).scalar()
+    assert version == SCHEMA_VERSION
+    names = set(sa.inspect(store.engine).get_table_names())
+    assert {"zb_runs", "zb_step_runs", "zb_artifacts", "zb_consumers", "zb_cache"} <= names
+    MetadataStore(metadata_url)  # opening again migrates nothing and does not fail
+
+
+def test_concurrent_first_open_migrates_once(metadata_url: str) -> None:
+    errors: list[BaseException] = []
+
+    def open_store() -> None:
+        try:
+            MetadataStore(metadata_url, table_prefix="zc_")
+        except BaseException as exc:  # collected, asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_store) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    store = MetadataStore(metadata_url, table_prefix="zc_")
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(store.t.schema_version)).all()
+    assert len(rows) == 1
+
+
+def test_run_step_artifacts_lineage_and_cache(metadata_url: str) -> None:
+    store = MetadataStore(metadata_url)
+    _begin(store, "run-1")
+    _begin(store, "run-1")  # idempotent: a second process of the same run
+    store.record_step(
+        run_id="run-1", step="load", status="completed", outputs={"output": _info("art1")},
+        new_artifacts=[_artifact("art1", "run-1", "load")], cache_key="k1", write_cache=True,
+        parameters={"rows": 5}, metrics={"acc": 0.5}, started_at=1.0, ended_at=2.0,
+    )
+    store.record_step(
+        run_id="run-1", step="train", status="completed", outputs={},
+        consumed=[("art1", "df")], cache_key="k2", write_cache=True, started_at=2.0, ended_at=3.0,
+    )
+    assert store.lookup_cache("k1") == {"output": _info("art1")}
+    assert store.lookup_cache("missing") is None
+    steps = store.step_runs("run-1")
+    assert steps["load"]["metrics"] == {"acc": 0.5}
+    assert steps["load"]["outputs"]["output"]["id"] == "art1"
+    assert store.complete_run_if_done("run-1", 3) is False
+    assert store.complete_run_if_done("run-1", 2) is True
+    run = store.get_run("run-1")
+    assert run is not None
+    assert (run["status"], run["git_dirty"], run["parameters"]) == ("completed", True, {"rows": 5})
+    assert [c["step"] for c in store.consumers("art1")] == ["train"]
+    assert store.resolve_artifact("art")["artifact_id"] == "art1"
+    assert [r["run_id"] for r in store.list_runs()] == ["run-1"]
+
+
+def test_step_record_is_replaced_on_retry(metadata_url: str) -> None:
+    store = MetadataStore(metadata_url)
+    _begin(store, "r")
+    common = {"run_id": "r", "step": "s", "started_at": 1.0, "ended_at": 2.0}
+    store.record_step(status="failed", outputs={}, error="boom", attempt=1, **common)
+    store.record_step(status="completed", outputs={"o": _info("x")}, attempt=2,
+                      new_artifacts=[_artifact("x", "r", "s", "o")], **common)
+    row = store.step_runs("r")["s"]
+    assert (row["status"], row["attempt"], row["error"]) == ("completed", 2, None)
+
+
+def test_resolve_run_latest_prefix_and_did_you_mean(metadata_url: str) -> None:
+    store = MetadataStore(metadata_url)
+    _begin(store, "training-20261122-aaaa")
+    time.sleep(0.01)
+    _begin(store, "training-20261122-bbbb")
+    assert store.resolve_run("latest")["run_id"] == "training-20261122-bbbb"
+    assert store.resolve_run("training-20261122-a")["run_id"] == "training-20261122-aaaa"
+    with pytest.raises(BridgeError, match="matches several runs"):
+        store.resolve_run("training-2026")
+    with pytest.raises(BridgeError, match=re.escape("Did you mean 'training-20261122-bbbb'?")):
+        store.resolve_run("training-20261122-bbbx")
+    with pytest.raises(BridgeError, match=re.escape("Did you mean 'art1'?")):
+        store.record_step(run_id="training-20261122-aaaa", step="s", status="completed",
+                          outputs={}, new_artifacts=[_artifact("art1", "x", "s")],
+                          started_at=1.0, ended_at=1.0)
+        store.resolve_artifact("art2")
+
+
+def test_large_ir_document_is_stored(metadata_url: str) -> None:
+    store = MetadataStore(metadata_url)
+    big = '{"steps": "' + "x" * 200_000 + '"}'
+    _begin(store, "big", ir_json=big)
+    assert store.get_ir_json("a" * 64) == big
+
+
+def test_links_are_updated(metadata_url: str) -> None:
+    store = MetadataStore(metadata_url)
+    _begin(store, "r")
+    store.update_run("r", links={"mlflow.run_id": "abc"})
+    store.finish_run("r", "failed")
+    run = store.get_run("r")
+    assert run is not None
+    assert run["links"] == {"mlflow.run_id": "abc"}
+    assert run["status"] == "failed"
+    assert run["ended_at"] is not None
+
+
+def test_unreachable_postgres_names_host_port_and_fix() -> None:
+    with pytest.raises(BridgeError) as info:
+        MetadataStore("postgresql://postgres@127.0.0.1:9/test")
+    message = str(info.value)
+    assert "127.0.0.1:9" in message
+    assert "Is the postgresql server running there?" in message
+    assert "ZENML_BRIDGE_METADATA_URL" in message
+
+
+def test_unreachable_mariadb_names_host_port() -> None:
+    with pytest.raises(BridgeError, match=re.escape("at 127.0.0.1:9 ")):
+        MetadataStore("mysql://root@127.0.0.1:9/test")
+
+
+def test_not_a_url() -> None:
+    with pytest.raises(BridgeError, match="is not a SQLAlchemy URL"):
+        MetadataStore("not a url")

@@ -1,0 +1,443 @@
+"""The ``airflow`` target: one DAG file that Airflow 2.10+/3.x loads from its dags folder.
+
+The file is a fixed template (``zenml_bridge/templates/airflow/dag.py.tmpl``) plus ONE Python
+literal, ``PIPELINE``, holding all pipeline data. Each task runs one step through
+``python -m zenml_bridge.entrypoint run-step`` with the IR passed by reference (URI + sha256).
+Three operator profiles: ``bash`` (the worker's own Python), ``kubernetes``
+(KubernetesPodOperator) and ``docker`` (DockerOperator).
+
+Example:
+    >>> from zenml_bridge.compilers.airflow import AirflowCompiler
+    >>> options = CompileOptions(out=Path("dags"), ir_uri="s3://b/ir/ab.json",  # doctest: +SKIP
+    ...                          extra={"ir_sha256": "ab..."})
+    >>> AirflowCompiler().compile(pipeline_ir, options).paths     # doctest: +SKIP
+    (PosixPath('dags/zenml_bridge__training.py'),)
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from functools import cache
+from importlib.resources import files
+from pathlib import Path
+from typing import Any, ClassVar
+
+from zenml_bridge import ir
+from zenml_bridge.compilers.base import (
+    CompileOptions,
+    Compiler,
+    CompileResult,
+    Problem,
+    write_atomic,
+)
+
+PLACEHOLDER = "PIPELINE = __PIPELINE__\n"
+FILE_PREFIX = "zenml_bridge__"
+DEFAULT_TAG = "zenml-bridge"
+SCHEDULE_PRESETS = tuple(
+    "@once @continuous @hourly @daily @weekly @monthly @quarterly @yearly".split()
+)
+_CRON_FIELD = re.compile(r"[0-9A-Za-z*/,?#-]+")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_QUANTITY = re.compile(r"(\d+(?:\.\d+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?")
+_SUFFIX = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18}
+_SUFFIX.update({"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60})
+
+#: Per-step ``settings={"airflow": {...}}`` keys: the profiles that take each, and its JSON type.
+STEP_SETTINGS: dict[str, tuple[tuple[str, ...], str]] = {
+    "pool": (("bash", "kubernetes", "docker"), "str"),
+    "queue": (("bash", "kubernetes", "docker"), "str"),
+    "priority_weight": (("bash", "kubernetes", "docker"), "int"),
+    "namespace": (("kubernetes",), "str"),
+    "service_account_name": (("kubernetes",), "str"),
+    "image_pull_policy": (("kubernetes",), "str"),
+    "node_selector": (("kubernetes",), "dict[str, str]"),
+    "labels": (("kubernetes",), "dict[str, str]"),
+    "annotations": (("kubernetes",), "dict[str, str]"),
+    "startup_timeout_seconds": (("kubernetes",), "int"),
+    "docker_url": (("docker",), "str"),
+    "network_mode": (("docker",), "str"),
+    "user": (("docker",), "str"),
+    "shm_size": (("docker",), "int"),
+}
+#: Pipeline ``settings={"airflow": {...}}`` keys (DAG arguments) and their JSON type.
+DAG_SETTINGS: dict[str, str] = {
+    "tags": "list[str]",
+    "max_active_runs": "int",
+    "max_active_tasks": "int",
+}
+
+
+class AirflowCompiler(Compiler):
+    """Compiles a pipeline into ``DAGS_DIR/zenml_bridge__<dag_id>.py``."""
+
+    target = "airflow"
+    SUPPORTS_SCHEDULE = True
+    SUPPORTS_RETRIES = True
+    SUPPORTS_TIMEOUT = True
+    SUPPORTS_RESOURCES = True  # per profile, see PROFILE_SUPPORTS
+    #: What each operator profile can express besides retries, timeouts and env.
+    PROFILE_SUPPORTS: ClassVar[dict[str, frozenset[str]]] = {
+        "bash": frozenset(),
+        "kubernetes": frozenset({"image", "cpu", "memory", "gpu"}),
+        "docker": frozenset({"image", "cpu", "memory", "gpu"}),
+    }
+
+    # -- checks ------------------------------------------------------------------------------
+
+    def check(self, pipeline: ir.Pipeline, options: CompileOptions) -> list[Problem]:
+        """Every problem of the compile at once: errors, and warnings (errors under --strict)."""
+        profile = options.operator
+        if profile not in self.PROFILE_SUPPORTS:
+            hint = ir.did_you_mean(profile, self.PROFILE_SUPPORTS)
+            known = ", ".join(self.PROFILE_SUPPORTS)
+            return [_error(None, "operator", f"unknown profile {profile!r}.{hint} Use {known}.")]
+        problems = super().check(pipeline, options)
+        problems += _check_references(options)
+        problems += _check_pipeline(pipeline)
+        if options.image and profile == "bash":
+            problems.append(
+                _warning(
+                    None,
+                    "image",
+                    f"--image {options.image!r} is ignored: the bash profile runs steps in the "
+                    "Airflow worker's own environment. Use --operator kubernetes or docker.",
+                )
+            )
+        for step in pipeline.steps:
+            problems += self._check_step(step, profile, options)
+        return problems
+
+    def _check_step(self, step: ir.Step, profile: str, options: CompileOptions) -> list[Problem]:
+        supports = self.PROFILE_SUPPORTS[profile]
+        fix = "Compile with --operator kubernetes or --operator docker, or remove the setting."
+        problems: list[Problem] = []
+
+        def error(setting: str, message: str) -> None:
+            problems.append(_error(step.name, setting, message))
+
+        if "image" not in supports and step.image:
+            error(
+                "image",
+                f"the {profile} profile runs steps in the Airflow worker's environment and "
+                f"cannot use the image {step.image!r}. {fix}",
+            )
+        if "image" in supports and not (step.image or options.image):
+            error("image", f"the {profile} profile needs an image: pass --image or @step(image=).")
+        requested = {
+            "cpu": step.resources.cpu,
+            "memory": step.resources.memory,
+            "gpu": step.resources.gpu or None,
+        }
+        for setting, value in requested.items():
+            if value is None:
+                continue
+            if setting not in supports:
+                error(setting, f"the {profile} profile cannot reserve {value!r} for a step. {fix}")
+            elif setting != "gpu" and _quantity(str(value), setting) is None:
+                like = "'500m', '2'" if setting == "cpu" else "'512Mi', '2Gi', '1G'"
+                error(setting, f"{value!r} is not a Kubernetes quantity (like {like}).")
+        for key, value in step.env.items():
+            if not _ENV_NAME.fullmatch(key):
+                error(f"env.{key}", "is not an environment variable name ([A-Za-z_][A-Za-z0-9_]*)")
+            elif "\0" in value:
+                error(f"env.{key}", "contains a NUL character, which no environment can hold")
+        if step.retry.max_retries and step.retry.backoff_factor not in (1.0, 2.0):
+            problems.append(
+                _warning(
+                    step.name,
+                    "retry_backoff",
+                    f"Airflow 3 multiplies the retry delay by {step.retry.backoff_factor:g}; "
+                    "Airflow 2 can only double it (retry_exponential_backoff=True).",
+                )
+            )
+        for key, value in step.settings.get("airflow", {}).items():
+            where = f"settings.airflow.{key}"
+            if key not in STEP_SETTINGS:
+                hint = ir.did_you_mean(key, STEP_SETTINGS)
+                error(
+                    where, f"unknown Airflow task setting.{hint} Known: {', '.join(STEP_SETTINGS)}."
+                )
+                continue
+            profiles, type_name = STEP_SETTINGS[key]
+            if profile not in profiles:
+                error(where, f"only the {' and '.join(profiles)} profile takes it, not {profile}")
+            elif not _is_type(value, type_name):
+                error(where, f"must be {type_name}, got {value!r:.60}")
+        return problems
+
+    # -- emit --------------------------------------------------------------------------------
+
+    def emit(self, pipeline: ir.Pipeline, options: CompileOptions) -> CompileResult:
+        """Write the DAG file atomically, after checking that it parses to the same data."""
+        out = Path(options.out)
+        if out.is_file() or out.suffix == ".py":
+            raise ir.BridgeError(
+                f"--out {out} must be the Airflow dags folder, not a file: the DAG is written "
+                f"to <folder>/{FILE_PREFIX}{pipeline.name}.py."
+            )
+        data = self.pipeline_data(pipeline, options)
+        path = out / f"{FILE_PREFIX}{data['dag_id']}.py"
+        write_atomic(path, render(data))
+        notes = [f"dag_id {data['dag_id']}, {len(pipeline.steps)} task(s), IR {data['ir_uri']}"]
+        if data["code_archive_uri"]:
+            notes.append(f"code archive {data['code_archive_uri']}")
+        return CompileResult(paths=(path,), notes=tuple(notes))
+
+    def pipeline_data(self, pipeline: ir.Pipeline, options: CompileOptions) -> dict[str, Any]:
+        """The ``PIPELINE`` literal of the generated file (plain JSON-like data)."""
+        profile = options.operator
+        settings = dict(pipeline.settings.get("airflow", {}))
+        tags = [DEFAULT_TAG, *[t for t in settings.pop("tags", []) if t != DEFAULT_TAG]]
+        env = {}
+        if options.metadata_url:
+            env["ZENML_BRIDGE_METADATA_URL"] = options.metadata_url
+        if options.artifact_root:
+            env["ZENML_BRIDGE_ARTIFACT_ROOT"] = options.artifact_root
+        return {
+            "dag_id": pipeline.name,
+            "description": pipeline.description,
+            "schedule": pipeline.schedule,
+            "operator": profile,
+            "python": options.extra.get("python"),
+            "ir_uri": options.ir_uri,
+            "ir_sha256": ir_sha256_of(options),
+            "code_archive_uri": options.code_archive_uri if options.code_archive else None,
+            "code_archive_sha256": options.code_archive_sha256 if options.code_archive else None,
+            "env": env,
+            "tags": tags,
+            "dag_settings": settings,
+            "parameters": [
+                {
+                    "name": p.name,
+                    "type": p.type,
+                    "default": p.default,
+                    "required": p.required,
+                    "schema_type": _schema_type(p),
+                }
+                for p in pipeline.parameters
+            ],
+            "steps": [_step_data(step, profile, options) for step in pipeline.steps],
+        }
+
+
+def _error(step: str | None, setting: str, message: str) -> Problem:
+    return Problem("error", step, setting, message)
+
+
+def _warning(step: str | None, setting: str, message: str) -> Problem:
+    return Problem("warning", step, setting, message)
+
+
+def _check_references(options: CompileOptions) -> list[Problem]:
+    problems = []
+    if not options.ir_uri:
+        problems.append(
+            _error(
+                None,
+                "ir_uri",
+                "workers read the IR by reference, but no IR URI was given. Compile with "
+                "`zenml-bridge compile`, which stores the IR in the artifact store, or set "
+                "CompileOptions.ir_uri and extra['ir_sha256'].",
+            )
+        )
+    sha = ir_sha256_of(options)
+    if options.ir_uri and not _SHA256.fullmatch(str(sha or "")):
+        problems.append(_error(None, "ir_sha256", f"{sha!r} is not the sha256 hex of the IR"))
+    archive_sha = str(options.code_archive_sha256 or "")
+    if options.code_archive and options.code_archive_uri and not _SHA256.fullmatch(archive_sha):
+        problems.append(
+            _error(None, "code_archive_sha256", "a code archive URI needs the archive's sha256")
+        )
+    return problems
+
+
+def _check_pipeline(pipeline: ir.Pipeline) -> list[Problem]:
+    problems = []
+    if pipeline.schedule is not None and not _valid_schedule(pipeline.schedule):
+        problems.append(
+            _error(
+                None,
+                "schedule",
+                f"{pipeline.schedule!r} is neither a 5-field cron expression nor one of "
+                f"{', '.join(SCHEDULE_PRESETS)}. Fix @pipeline(schedule=...).",
+            )
+        )
+    for key, value in pipeline.settings.get("airflow", {}).items():
+        where = f"settings.airflow.{key}"
+        if key not in DAG_SETTINGS:
+            hint = ir.did_you_mean(key, DAG_SETTINGS)
+            known = ", ".join(DAG_SETTINGS)
+            problems.append(_error(None, where, f"unknown DAG setting.{hint} Known: {known}."))
+        elif not _is_type(value, DAG_SETTINGS[key]):
+            problems.append(_error(None, where, f"must be {DAG_SETTINGS[key]}, got {value!r:.60}"))
+    return problems
+
+
+def ir_sha256_of(options: CompileOptions) -> str | None:
+    """The sha256 of the stored IR document (the IR before this compiler's passes)."""
+    return getattr(options, "ir_sha256", None) or options.extra.get("ir_sha256")
+
+
+def _step_data(step: ir.Step, profile: str, options: CompileOptions) -> dict[str, Any]:
+    return {
+        "name": step.name,
+        "k8s_name": ir.k8s_name(step.name),
+        "description": step.description,
+        "upstream": list(step.upstream),
+        "retries": step.retry.max_retries,
+        "retry_delay_s": step.retry.delay_s,
+        "retry_backoff": step.retry.backoff_factor,
+        "max_retry_delay_s": step.retry.max_delay_s,
+        "timeout_s": step.timeout_s,
+        "image": (step.image or options.image) if profile != "bash" else None,
+        "env": dict(step.env),
+        "resources": _resources(step.resources, profile),
+        "settings": dict(step.settings.get("airflow", {})),
+    }
+
+
+def _resources(resources: ir.Resources, profile: str) -> dict[str, Any]:
+    if profile == "kubernetes":
+        requests = {k: v for k, v in (("cpu", resources.cpu), ("memory", resources.memory)) if v}
+        limits: dict[str, str] = {"memory": resources.memory} if resources.memory else {}
+        if resources.gpu:
+            limits["nvidia.com/gpu"] = str(resources.gpu)
+        return {"requests": requests, "limits": limits}
+    if profile == "docker":
+        cpus = _quantity(resources.cpu, "cpu") if resources.cpu else None
+        memory = _quantity(resources.memory, "memory") if resources.memory else None
+        return {
+            "cpus": cpus,
+            "mem_limit": None if memory is None else int(memory),
+            "gpus": resources.gpu,
+        }
+    return {}
+
+
+def _quantity(text: str, kind: str) -> float | None:
+    """A Kubernetes quantity in cores (cpu) or bytes (memory); None when it is not one."""
+    match = _QUANTITY.fullmatch(text.strip())
+    if not match:
+        return None
+    number, suffix = float(match.group(1)), match.group(2) or ""
+    if kind == "cpu":
+        return number / 1000 if suffix == "m" else (number if not suffix else None)
+    return None if suffix == "m" else number * _SUFFIX[suffix]
+
+
+def _valid_schedule(schedule: str) -> bool:
+    if schedule in SCHEDULE_PRESETS:
+        return True
+    fields = schedule.split()
+    return len(fields) == 5 and all(_CRON_FIELD.fullmatch(f) for f in fields)
+
+
+_SCHEMA_TYPES = {"int": "integer", "float": "number", "str": "string", "bool": "boolean"}
+
+
+def _schema_type(parameter: ir.Parameter) -> str | None:
+    """The JSON-schema type Airflow's trigger form validates, when the default fits it."""
+    base = parameter.type.split("[", 1)[0]
+    if base in ("list", "tuple"):
+        return "array" if isinstance(parameter.default, list) or parameter.required else None
+    if base == "dict":
+        return "object" if isinstance(parameter.default, dict) or parameter.required else None
+    name = _SCHEMA_TYPES.get(parameter.type)
+    if name is None:
+        return None
+    value = parameter.default
+    fits = {
+        "integer": isinstance(value, int) and not isinstance(value, bool),
+        "number": isinstance(value, int | float) and not isinstance(value, bool),
+        "string": isinstance(value, str),
+        "boolean": isinstance(value, bool),
+    }[name]
+    return name if parameter.required or fits else None
+
+
+def _is_type(value: Any, type_name: str) -> bool:
+    if type_name == "str":
+        return isinstance(value, str)
+    if type_name == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if type_name == "list[str]":
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    if type_name == "dict[str, str]":
+        return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+    raise ValueError(type_name)
+
+
+# -- the generated file ----------------------------------------------------------------------
+
+
+@cache
+def template_text() -> str:
+    """The fixed part of every generated file (shipped inside the package)."""
+    resource = files("zenml_bridge").joinpath("templates", "airflow", "dag.py.tmpl")
+    return resource.read_text(encoding="utf-8")
+
+
+def render(data: dict[str, Any]) -> str:
+    """The DAG file for ``data``: the template with ``PIPELINE`` set to its literal.
+
+    The result is parsed back before it is returned: it must be the template's statements and
+    nothing else, with a ``PIPELINE`` literal equal (types included) to ``data``.
+    """
+    template = template_text()
+    source = template.replace(PLACEHOLDER, f"PIPELINE = {py_literal(data)}\n", 1)
+    tree = ast.parse(source)
+    expected = len(ast.parse(template).body)
+    assigns = [
+        node
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and [getattr(t, "id", None) for t in node.targets] == ["PIPELINE"]
+    ]
+    if len(tree.body) != expected or len(assigns) != 1:
+        raise RuntimeError("generated DAG file does not have the template's shape")
+    if not same_value(ast.literal_eval(assigns[0].value), data):
+        raise RuntimeError("generated DAG file's PIPELINE literal does not round-trip")
+    return source
+
+
+def py_literal(value: Any, indent: int = 0, width: int = 99) -> str:
+    """A Python literal of JSON-like data, wrapped readably; every string comes from ``repr``."""
+    flat = _flat(value)
+    if len(flat) + indent <= width or not isinstance(value, dict | list) or not value:
+        return flat
+    pad = " " * (indent + 4)
+    if isinstance(value, dict):
+        items = [f"{pad}{k!r}: {py_literal(v, indent + 4, width)}," for k, v in value.items()]
+        return "{\n" + "\n".join(items) + "\n" + " " * indent + "}"
+    items = [f"{pad}{py_literal(v, indent + 4, width)}," for v in value]
+    return "[\n" + "\n".join(items) + "\n" + " " * indent + "]"
+
+
+def _flat(value: Any) -> str:
+    if value is None or isinstance(value, bool | int | str):
+        return repr(value)
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"{value!r} has no Python literal")
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_flat(v) for v in value) + "]"
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            raise TypeError("dict keys of pipeline data must be strings")
+        return "{" + ", ".join(f"{k!r}: {_flat(v)}" for k, v in value.items()) + "}"
+    raise TypeError(f"{type(value).__name__} is not pipeline data")
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Equality that also compares types (``1``, ``1.0`` and ``True`` differ)."""
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b))
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
+    return bool(a == b)

@@ -1,0 +1,265 @@
+"""Where runs are recorded: project discovery, stacks, environment overrides, run configs.
+
+``zenml-bridge init`` creates ``.zenml_bridge/`` (``config.yaml``, ``metadata.db``,
+``artifacts/``). Commands find it by walking up from the working directory, like git. Without
+one, the default location ``~/.zenml_bridge`` (or ``$ZENML_BRIDGE_HOME``) is used, and said once
+when it is first created. Precedence, strongest first: the environment
+(``ZENML_BRIDGE_METADATA_URL``, ``ZENML_BRIDGE_ARTIFACT_ROOT``), a run config, the active stack
+of the project config, the default.
+
+Example:
+    >>> settings = load_settings()        # doctest: +SKIP
+    >>> settings.metadata_url             # doctest: +SKIP
+    'sqlite:////home/me/project/.zenml_bridge/metadata.db'
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from zenml_bridge.errors import BridgeError, did_you_mean
+
+DIR_NAME = ".zenml_bridge"
+CONFIG_NAME = "config.yaml"
+ENV_METADATA_URL = "ZENML_BRIDGE_METADATA_URL"
+ENV_ARTIFACT_ROOT = "ZENML_BRIDGE_ARTIFACT_ROOT"
+ENV_HOME = "ZENML_BRIDGE_HOME"
+STACK_KEYS = ("metadata_url", "artifact_root", "experiment_tracker")
+STEP_KEYS = ("cache", "cache_salt", "retries", "retry_delay", "retry_backoff")
+RUN_KEYS = ("pipeline", "parameters", "cache", "parallel", "stack", *STACK_KEYS, "steps")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """The stores a command uses, and where that choice came from."""
+
+    metadata_url: str
+    artifact_root: str
+    experiment_tracker: Mapping[str, Any] | None = None
+    stack: str = "default"
+    home: Path
+    project: Path | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunConfig:
+    """A declarative run (``zenml-bridge run --config run.yaml``), validated."""
+
+    pipeline: str | None = None
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    cache: bool | None = None
+    parallel: int | None = None
+    stack: str | None = None
+    metadata_url: str | None = None
+    artifact_root: str | None = None
+    experiment_tracker: Mapping[str, Any] | None = None
+    steps: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    path: str = "<run config>"
+
+
+def find_project(start: Path | None = None) -> Path | None:
+    """The nearest folder at or above ``start`` (the working directory) holding
+    ``.zenml_bridge/config.yaml``."""
+    folder = (start or Path.cwd()).resolve()
+    for candidate in (folder, *folder.parents):
+        if (candidate / DIR_NAME / CONFIG_NAME).is_file():
+            return candidate
+    return None
+
+
+def default_home() -> Path:
+    return Path(os.environ.get(ENV_HOME) or Path.home() / DIR_NAME).expanduser()
+
+
+def read_yaml(path: Path, what: str) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BridgeError(f"Cannot read the {what} {path} ({exc.strerror}).") from None
+    try:
+        data = json.loads(text)  # our own files are JSON-compatible YAML: skip the yaml import
+    except json.JSONDecodeError:
+        import yaml
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise BridgeError(f"The {what} {path} is not valid YAML: {exc}. Fix it.") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise BridgeError(f"The {what} {path} must hold a mapping of keys, not {type(data).__name__}.")
+    return data
+
+
+def write_config(project: Path, config: Mapping[str, Any]) -> Path:
+    """Write ``<project>/.zenml_bridge/config.yaml`` atomically.
+
+    It is written as JSON, which is valid YAML and reads back without importing a YAML parser;
+    a config the user rewrote in YAML style is read with PyYAML.
+    """
+    folder = project / DIR_NAME
+    return write_config_file(folder, config)
+
+
+def write_config_file(folder: Path, config: Mapping[str, Any]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(dict(config), indent=2) + "\n"
+    path = folder / CONFIG_NAME
+    fd, temp = tempfile.mkstemp(dir=folder, prefix=".config.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(temp, path)
+    return path
+
+
+def config_at(home: Path) -> dict[str, Any]:
+    """The config in ``home`` (a project's ``.zenml_bridge`` or the default location)."""
+    path = home / CONFIG_NAME
+    if not path.is_file():
+        return {"stacks": {}}
+    config = read_yaml(path, "project config")
+    unknown = sorted(set(config) - {"version", "active_stack", "stacks"})
+    if unknown:
+        raise BridgeError(
+            f"The project config {path} has the unknown key '{unknown[0]}'."
+            + did_you_mean(unknown[0], ("version", "active_stack", "stacks"))
+            + " Known keys: version, active_stack, stacks."
+        )
+    stacks = config.setdefault("stacks", {}) or {}
+    config["stacks"] = stacks
+    for name, stack in stacks.items():
+        check_keys(stack or {}, STACK_KEYS, f"stack '{name}' in {path}")
+    return config
+
+
+def check_keys(data: Mapping[str, Any], known: tuple[str, ...], where: str) -> None:
+    if not isinstance(data, Mapping):
+        raise BridgeError(f"The {where} must be a mapping of keys, not {type(data).__name__}.")
+    for key in data:
+        if key not in known:
+            raise BridgeError(
+                f"The {where} has the unknown key '{key}'."
+                + did_you_mean(str(key), known)
+                + f" Known keys: {', '.join(known)}."
+            )
+
+
+_ANNOUNCED = False
+
+
+def load_settings(
+    run_config: RunConfig | None = None, stack: str | None = None, cwd: Path | None = None
+) -> Settings:
+    """The stores to use from the environment, ``run_config``, the project config or default."""
+    project = find_project(cwd)
+    home = project / DIR_NAME if project else default_home()
+    config = config_at(home)
+    stack_name = stack or (run_config.stack if run_config else None)
+    stack_name = stack_name or config.get("active_stack") or "default"
+    stacks = config["stacks"]
+    if stack_name not in stacks and stack_name != "default":
+        raise BridgeError(
+            f"There is no stack '{stack_name}'."
+            + did_you_mean(stack_name, stacks)
+            + " List stacks with `zenml-bridge stack list`; add one with `zenml-bridge stack "
+            "register NAME --metadata-url URL --artifact-root URL`."
+        )
+    chosen = dict(stacks.get(stack_name) or {})
+    rc = run_config or RunConfig()
+
+    def pick(env: str, run_value: str | None, key: str, default: str) -> tuple[str, Path]:
+        """The value and the folder its relative paths are relative to."""
+        if os.environ.get(env):
+            return os.environ[env], Path.cwd()
+        if run_value:
+            return run_value, Path.cwd()
+        if chosen.get(key):
+            return str(chosen[key]), home
+        _announce(project, home)
+        return default, home
+
+    metadata_url, base = pick(
+        ENV_METADATA_URL, rc.metadata_url, "metadata_url", f"sqlite:///{home / 'metadata.db'}"
+    )
+    if metadata_url.startswith("sqlite:///"):
+        database = metadata_url[len("sqlite:///") :]
+        if database and database != ":memory:" and not os.path.isabs(database):
+            metadata_url = f"sqlite:///{(base / database).resolve()}"
+    artifact_root, base = pick(
+        ENV_ARTIFACT_ROOT, rc.artifact_root, "artifact_root", str(home / "artifacts")
+    )
+    if "://" not in artifact_root and not os.path.isabs(artifact_root):
+        artifact_root = str((base / artifact_root).resolve())
+    tracker = rc.experiment_tracker or chosen.get("experiment_tracker")
+    return Settings(
+        metadata_url=metadata_url,
+        artifact_root=artifact_root,
+        experiment_tracker=dict(tracker) if tracker else None,
+        stack=stack_name,
+        home=home,
+        project=project,
+    )
+
+
+def _announce(project: Path | None, home: Path) -> None:
+    """Say once, when the default location is first created, where runs are recorded."""
+    global _ANNOUNCED
+    if project is not None or _ANNOUNCED or home.exists():
+        return
+    _ANNOUNCED = True
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return  # the stores report an unwritable location with a proper message
+    print(
+        f"zenml-bridge: no project found from {Path.cwd()} upwards; recording runs in the "
+        f"default location {home} (run `zenml-bridge init` to keep them in your project).",
+        file=sys.stderr,
+    )
+
+
+def load_run_config(path: str | Path) -> RunConfig:
+    """Read and validate a run config file; unknown keys are refused with a clear message."""
+    path = Path(path)
+    if not path.is_file():
+        raise BridgeError(f"The run config {path} does not exist. Check the path.")
+    data = read_yaml(path, "run config")
+    check_keys(data, RUN_KEYS, f"run config {path}")
+    where = f"run config {path}"
+    parameters = data.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise BridgeError(f"'parameters' in the {where} must be a mapping of name: value.")
+    steps = data.get("steps") or {}
+    if not isinstance(steps, dict):
+        raise BridgeError(f"'steps' in the {where} must be a mapping of step name: settings.")
+    for name, settings in steps.items():
+        check_keys(settings or {}, STEP_KEYS, f"settings of step '{name}' in the {where}")
+    tracker = data.get("experiment_tracker")
+    if tracker is not None and not (isinstance(tracker, dict) and "flavor" in tracker):
+        raise BridgeError(
+            f"'experiment_tracker' in the {where} must be a mapping with a 'flavor' "
+            "(e.g. {flavor: mlflow, tracking_uri: ...})."
+        )
+    for key, kind in (("cache", bool), ("parallel", int)):
+        if key in data and not isinstance(data[key], kind):
+            raise BridgeError(f"'{key}' in the {where} must be a {kind.__name__}.")
+    return RunConfig(
+        pipeline=data.get("pipeline"),
+        parameters=parameters,
+        cache=data.get("cache"),
+        parallel=data.get("parallel"),
+        stack=data.get("stack"),
+        metadata_url=data.get("metadata_url"),
+        artifact_root=data.get("artifact_root"),
+        experiment_tracker=tracker,
+        steps={name: dict(settings or {}) for name, settings in steps.items()},
+        path=str(path),
+    )

@@ -1,0 +1,246 @@
+"""``python -m zenml_bridge.entrypoint run-step``: run ONE step of a stored pipeline IR.
+
+This is the only way a backend (Airflow task, Kubeflow container) runs a step::
+
+    python -m zenml_bridge.entrypoint run-step --ir URI --ir-sha256 HEX --step NAME --run-id ID
+        [--params-json JSON] [--kfp-executor-input JSON]
+        [--code-archive URI --code-archive-sha256 HEX]
+
+Stores come from ``ZENML_BRIDGE_METADATA_URL`` / ``ZENML_BRIDGE_ARTIFACT_ROOT`` (or the project
+config). Inputs are resolved from the metadata store records of the same run id. The command
+is idempotent per (run id, step): a step already completed in that run exits 0 at once. The
+process that finishes the last step marks the run completed; a failing step marks it failed
+(a later successful retry completes it). Exit codes: 0 success, 1 the step failed, 2 a user
+error (message printed, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from zenml_bridge.errors import BridgeError, did_you_mean
+
+#: Set by backends so runs show where they ran (``airflow``, ``kubeflow``).
+ENV_BACKEND = "ZENML_BRIDGE_BACKEND"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m zenml_bridge.entrypoint",
+        description="Run one step of a stored pipeline IR against the configured stores.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run-step", help="run one step of a run")
+    run.add_argument("--ir", required=True, help="URI or path of the pipeline IR JSON")
+    run.add_argument("--ir-sha256", required=True, help="expected sha256 of the IR")
+    run.add_argument("--step", required=True, help="step name")
+    run.add_argument("--run-id", required=True, help="run id shared by all steps of the run")
+    run.add_argument("--params-json", default="{}", help="pipeline parameters as a JSON object")
+    run.add_argument("--kfp-executor-input", default=None, help="KFP executor input (JSON)")
+    run.add_argument("--code-archive", default=None, help="URI of the code archive to import")
+    run.add_argument("--code-archive-sha256", default=None, help="sha256 of the code archive")
+    run.add_argument("--no-cache", action="store_true", help="do not use cached results")
+    return parser
+
+
+def read_ir_text(uri: str) -> str:
+    """The IR document at a local path or fsspec URI."""
+    if "://" not in uri or uri.startswith("file://"):
+        path = uri[len("file://") :] if uri.startswith("file://") else uri
+        try:
+            with open(path, encoding="utf-8") as handle:
+                return handle.read()
+        except OSError as exc:
+            raise BridgeError(
+                f"Cannot read the pipeline IR {uri} ({exc.strerror}). Compile and deploy the "
+                "pipeline again, or check the path the backend passes."
+            ) from None
+    from zenml_bridge.stores.artifacts import _url_to_fs
+
+    fs, path = _url_to_fs(uri)
+    try:
+        return str(fs.cat_file(path).decode("utf-8"))
+    except FileNotFoundError:
+        raise BridgeError(
+            f"The pipeline IR {uri} does not exist. Compile and deploy the pipeline again."
+        ) from None
+
+
+def _code_archive(uri: str | None, sha256: str | None) -> None:
+    if not uri:
+        return
+    if not sha256:
+        raise BridgeError("--code-archive needs --code-archive-sha256 (the archive's sha256).")
+    try:
+        from zenml_bridge.runtime import code_archive  # type: ignore[attr-defined]
+    except ImportError:
+        raise BridgeError(
+            "This zenml-bridge cannot unpack code archives (zenml_bridge.runtime.code_archive "
+            "is missing). Upgrade zenml-bridge on the workers or compile with --no-code-archive."
+        ) from None
+    path = str(code_archive.ensure_code(uri, sha256))
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+
+def _kfp_outputs(executor_input: str | None, result: Any) -> None:
+    if not executor_input:
+        return
+    from zenml_bridge.runtime import kfp_io  # type: ignore[attr-defined]
+
+    kfp_io.write_kfp_outputs(executor_input, result)
+
+
+def run_step_command(args: argparse.Namespace) -> int:
+    """Run one step; the exit code tells the orchestrator what happened."""
+    from zenml_bridge import ir
+    from zenml_bridge.config import load_settings
+    from zenml_bridge.runtime.stack import open_stack
+    from zenml_bridge.runtime.step_runner import run_step
+    from zenml_bridge.runtime.tracking import RunInfo
+
+    try:
+        overrides = json.loads(args.params_json or "{}")
+    except json.JSONDecodeError as exc:
+        raise BridgeError(f"--params-json is not valid JSON ({exc}). Pass a JSON object.") from None
+    if not isinstance(overrides, dict):
+        raise BridgeError("--params-json must be a JSON object of pipeline parameters.")
+    _code_archive(args.code_archive, args.code_archive_sha256)
+    if os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
+    ir_text = read_ir_text(args.ir)
+    pipeline = ir.loads(ir_text, expected_sha256=args.ir_sha256)
+    try:
+        step = pipeline.step(args.step)
+    except KeyError:
+        raise BridgeError(
+            f"Pipeline '{pipeline.name}' has no step '{args.step}'."
+            + did_you_mean(args.step, pipeline.step_names)
+            + f" Its steps: {', '.join(pipeline.step_names)}."
+        ) from None
+    kfp_upstream: dict[str, Any] = {}
+    if args.kfp_executor_input:
+        # KFP passes the run's parameters, typed, in its executor input (a JSON object built
+        # from placeholders would break on quotes in string values), and the upstream outputs
+        # in its input artifacts' metadata (for upstream tasks KFP served from its own cache).
+        from zenml_bridge.runtime import kfp_io
+
+        overrides = {**kfp_io.read_parameters(args.kfp_executor_input, pipeline), **overrides}
+        kfp_upstream = kfp_io.read_upstream(args.kfp_executor_input, step)
+    parameters = ir.check_run_parameters(pipeline, overrides)
+    stack = open_stack(load_settings())
+    store = stack.metadata
+    backend = "kubeflow" if args.kfp_executor_input else os.environ.get(ENV_BACKEND, "entrypoint")
+    store.begin_run(
+        run_id=args.run_id,
+        pipeline=pipeline.name,
+        ir_sha256=args.ir_sha256,
+        ir_json=lambda: ir_text,
+        parameters=parameters,
+        code_archive_sha256=args.code_archive_sha256,
+        backend=backend,
+    )
+    states = store.step_runs(args.run_id)
+    mine = states.get(step.name)
+    if mine is not None and mine["status"] in ("completed", "cached"):
+        print(f"step '{step.name}' of run {args.run_id} is already {mine['status']}")
+        store.complete_run_if_done(args.run_id, len(pipeline.steps))
+        _kfp_outputs(args.kfp_executor_input, _result_of(step.name, mine))
+        return 0
+    upstream: dict[str, Any] = {}
+    for name in step.upstream:
+        state = states.get(name)
+        if (state is None or state["status"] not in ("completed", "cached")) and (
+            args.kfp_executor_input
+        ):
+            # KFP ran the upstream task before this one; it may have come from KFP's cache.
+            if name in kfp_upstream or not any(r.step == name for r in step.inputs):
+                upstream[name] = kfp_upstream.get(name, {})
+                continue
+        if state is None or state["status"] not in ("completed", "cached"):
+            status = state["status"] if state else "not run"
+            raise BridgeError(
+                f"Step '{step.name}' of run {args.run_id} needs step '{name}', which is "
+                f"{status} in that run. Run '{name}' first (the orchestrator's dependencies)."
+            )
+        upstream[name] = state["outputs"]
+    run_info = None
+    if stack.tracker is not None:
+        run_row = store.get_run(args.run_id) or {}
+        run_info = RunInfo(
+            run_id=args.run_id,
+            pipeline=pipeline.name,
+            parameters=parameters,
+            ir_sha256=args.ir_sha256,
+            backend=backend,
+            links=run_row.get("links") or {},
+        )
+        links = stack.tracker.call("on_run_start", run_info) or {}
+        if links and dict(links) != dict(run_info.links):
+            merged = {**run_info.links, **links}
+            store.update_run(args.run_id, links=merged)
+            run_info = RunInfo(**{**_fields(run_info), "links": merged})
+    previous = int(mine["attempt"]) if mine is not None else 0
+    result = run_step(
+        stack,
+        pipeline,
+        step,
+        run_id=args.run_id,
+        run_parameters=parameters,
+        upstream=upstream,
+        cache=not args.no_cache,
+        attempt=previous + 1,
+        run_info=run_info,
+    )
+    if result.status == "failed":
+        print(f"step '{step.name}' failed:\n{result.traceback}", file=sys.stderr)
+        store.finish_run(args.run_id, "failed")
+        if stack.tracker is not None and run_info is not None:
+            stack.tracker.call("on_run_end", run_info, "failed")
+        if isinstance(result.error, BridgeError):
+            raise result.error
+        return 1
+    print(f"step '{step.name}' of run {args.run_id} {result.status} ({result.duration_s:.2f}s)")
+    if store.complete_run_if_done(args.run_id, len(pipeline.steps)):
+        if stack.tracker is not None and run_info is not None:
+            stack.tracker.call("on_run_end", run_info, "completed")
+    _kfp_outputs(args.kfp_executor_input, result)
+    return 0
+
+
+def _fields(value: Any) -> dict[str, Any]:
+    import dataclasses
+
+    return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+
+
+def _result_of(name: str, row: dict[str, Any]) -> Any:
+    from zenml_bridge.runtime.step_runner import StepResult
+
+    return StepResult(
+        name=name,
+        status=row["status"],
+        outputs=row["outputs"],
+        duration_s=row["ended_at"] - row["started_at"],
+        cache_key=row.get("cache_key"),
+        attempt=row.get("attempt", 1),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse arguments and run; BridgeError -> message and exit 2."""
+    try:
+        args = build_parser().parse_args(argv)
+        return run_step_command(args)
+    except BridgeError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

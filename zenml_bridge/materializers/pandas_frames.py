@@ -1,0 +1,185 @@
+"""pandas DataFrame and Series as one Arrow IPC file (``data.arrow``).
+
+Why Arrow IPC (the feather v2 format) rather than parquet: for a 1,000,000 x 10 float64 frame,
+write + read through a step costs about a third of ``df.to_parquet`` + ``pd.read_parquet``
+(benchmarks/bench_materializers.py prints both in the same run). Arrow IPC is Arrow's memory
+layout written out, so a local file is memory-mapped and read without decoding. Buffers are
+left uncompressed on a local filesystem (fastest; a local disk is not the bottleneck) and
+LZ4-compressed on remote ones (S3, GCS: typical tables shrink about 2x, which costs less than
+sending the bytes); the same reader reads both. The pandas schema metadata pyarrow writes keeps
+the index, column names, dtypes (categoricals, time zones, nullable types) and ``attrs``; the
+few things it drops are written under our own metadata key and put back.
+
+Values Arrow cannot hold exactly are declined with a reason (so they fall through to pickle when
+the step allows it): duplicate column names, complex numbers, and object columns holding mixed
+types, lists or dicts.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+import pandas as pd
+import pyarrow as pa
+
+from zenml_bridge.errors import BridgeError
+from zenml_bridge.materializers.base import Materializer, join, prepare
+
+FILENAME = "data.arrow"
+#: Compression of the buffers on remote filesystems (None on local ones, see above).
+REMOTE_COMPRESSION = "lz4"
+_META_KEY = b"zenml_bridge"
+_SERIES_COLUMN = "__series__"
+_FINE_OBJECT_KINDS = {"string", "bytes", "empty", "date", "decimal", "boolean", "time"}
+
+
+def frame_problem(df: pd.DataFrame) -> str | None:
+    """Why ``df`` would not come back exactly from Arrow, or None."""
+    if not df.columns.is_unique:
+        dup = df.columns[df.columns.duplicated()].unique().tolist()
+        return f"duplicate column names {dup} (Arrow needs unique names)"
+    for position, dtype in enumerate(df.dtypes):
+        label = df.columns[position]
+        if dtype.kind == "c":
+            return f"column {label!r} holds complex numbers (Arrow has no complex type)"
+        if pd.api.types.is_object_dtype(dtype):
+            kind = pd.api.types.infer_dtype(df.iloc[:, position], skipna=True)
+            if kind not in _FINE_OBJECT_KINDS:
+                return (
+                    f"column {label!r} is an object column holding {kind} values; Arrow "
+                    "would change them (give it one type, e.g. .astype(str))"
+                )
+    return None
+
+
+def _extras(df: pd.DataFrame) -> dict[str, Any]:
+    """What pyarrow's pandas metadata does not bring back, to be re-applied on load."""
+    extras: dict[str, Any] = {}
+    if isinstance(df.columns, pd.RangeIndex):
+        r = df.columns
+        extras["columns_range"] = [r.start, r.stop, r.step]
+    freq = getattr(df.index, "freq", None)
+    if freq is not None and isinstance(df.index, pd.DatetimeIndex | pd.TimedeltaIndex):
+        extras["index_freq"] = freq.freqstr
+    storages = {
+        str(i): dtype.storage
+        for i, dtype in enumerate(df.dtypes)
+        if isinstance(dtype, pd.StringDtype) and dtype.storage != "python"
+    }
+    if storages:
+        extras["string_storage"] = storages
+    return extras
+
+
+def _restore(df: pd.DataFrame, extras: dict[str, Any]) -> pd.DataFrame:
+    for position, storage in extras.get("string_storage", {}).items():
+        i = int(position)
+        df.isetitem(i, df.iloc[:, i].astype(pd.StringDtype(storage)))
+    if "columns_range" in extras:
+        df.columns = pd.RangeIndex(*extras["columns_range"])
+    if "index_freq" in extras:
+        df.index = type(df.index)(df.index, freq=extras["index_freq"])
+    return df
+
+
+def write_frame(df: pd.DataFrame, path: str, fs: Any, extras: dict[str, Any]) -> None:
+    try:
+        table = pa.Table.from_pandas(df, preserve_index=None)
+    except (pa.ArrowException, ValueError, TypeError) as exc:
+        raise BridgeError(
+            f"Arrow cannot store this DataFrame: {exc}. Convert the offending column to one "
+            "type, or store it with pickle: @step(allow_pickle=True)."
+        ) from exc
+    metadata = dict(table.schema.metadata or {})
+    metadata[_META_KEY] = json.dumps(extras, sort_keys=True).encode()
+    table = table.replace_schema_metadata(metadata)
+    local = _local_path(path, fs)
+    options = pa.ipc.IpcWriteOptions(compression=None if local else REMOTE_COMPRESSION)
+    if local is not None:
+        with pa.OSFile(local, "wb") as f, pa.ipc.new_file(f, table.schema, options=options) as w:
+            w.write_table(table)
+        return
+    with fs.open(path, "wb") as f, pa.ipc.new_file(f, table.schema, options=options) as writer:
+        writer.write_table(table)
+
+
+def read_frame(path: str, fs: Any) -> tuple[pd.DataFrame, dict[str, Any]]:
+    local = _local_path(path, fs)
+    if local is not None:
+        # A memory map lets Arrow read the buffers in place instead of through Python reads;
+        # to_pandas copies, so nothing refers to the map once it is closed.
+        with pa.memory_map(local) as source:
+            table = pa.ipc.open_file(source).read_all()
+            df = table.to_pandas()
+    else:
+        with fs.open(path, "rb") as f:
+            table = pa.ipc.open_file(pa.BufferReader(f.read())).read_all()
+        df = table.to_pandas()
+    raw = (table.schema.metadata or {}).get(_META_KEY, b"{}")
+    return df, json.loads(raw)
+
+
+def _local_path(path: str, fs: Any) -> str | None:
+    from fsspec.implementations.local import LocalFileSystem
+
+    if isinstance(fs, LocalFileSystem):
+        return str(fs._strip_protocol(path))
+    return None
+
+
+class DataFrameMaterializer(Materializer):
+    """A ``pandas.DataFrame`` as ``data.arrow`` (Arrow IPC file, LZ4)."""
+
+    name: ClassVar[str] = "pandas.dataframe"
+    version: ClassVar[str] = "1"
+    handles: ClassVar[tuple[str, ...]] = ("pandas.core.frame.DataFrame",)
+
+    def reject_reason(self, value: Any) -> str | None:
+        if type(value) is not pd.DataFrame:
+            return f"it is a subclass of DataFrame ({type(value).__qualname__})"
+        return frame_problem(value)
+
+    def save(self, value: Any, folder: str, fs: Any) -> None:
+        prepare(folder, fs)
+        write_frame(value, join(folder, FILENAME), fs, _extras(value))
+
+    def load(self, folder: str, fs: Any) -> Any:
+        df, extras = read_frame(join(folder, FILENAME), fs)
+        return _restore(df, extras)
+
+
+class SeriesMaterializer(Materializer):
+    """A ``pandas.Series`` as a one-column ``data.arrow``; its name is kept in the metadata."""
+
+    name: ClassVar[str] = "pandas.series"
+    version: ClassVar[str] = "1"
+    handles: ClassVar[tuple[str, ...]] = ("pandas.core.series.Series",)
+
+    def reject_reason(self, value: Any) -> str | None:
+        if type(value) is not pd.Series:
+            return f"it is a subclass of Series ({type(value).__qualname__})"
+        if not _json_name(value.name):
+            return f"its name {value.name!r} is not a str, int, float, bool or None"
+        return frame_problem(value.to_frame(_SERIES_COLUMN))
+
+    def save(self, value: Any, folder: str, fs: Any) -> None:
+        frame = value.to_frame(_SERIES_COLUMN)
+        extras = _extras(frame)
+        extras["series_name"] = value.name
+        prepare(folder, fs)
+        write_frame(frame, join(folder, FILENAME), fs, extras)
+
+    def load(self, folder: str, fs: Any) -> Any:
+        df, extras = read_frame(join(folder, FILENAME), fs)
+        series = _restore(df, extras)[_SERIES_COLUMN]
+        series.name = extras.get("series_name")
+        return series
+
+
+def _json_name(name: Any) -> bool:
+    return (
+        name is None
+        or type(name) in (str, int, bool)
+        or (type(name) is float and name == name and abs(name) != float("inf"))
+    )

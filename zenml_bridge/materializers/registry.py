@@ -1,0 +1,374 @@
+"""Finding the materializer of a value (by type, most specific first) or of a stored artifact.
+
+Three sources, all lazy: the built-ins below (``"module:Class"`` strings, imported on first
+use), third-party classes in the ``zenml_bridge.materializers`` entry-point group (entry name =
+materializer name), and classes passed to :func:`register` in this process. Selection walks
+``type(value).__mro__``; for each class the candidates are tried in the order register() (last
+registered first), entry points, built-ins, and the first one that accepts the value wins.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from zenml_bridge.errors import BridgeError, did_you_mean
+from zenml_bridge.materializers.base import Materializer, type_name
+
+GROUP = "zenml_bridge.materializers"
+
+_M = "zenml_bridge.materializers"
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """A materializer known by name; its class is imported only when it is needed."""
+
+    name: str
+    version: str
+    handles: tuple[str, ...]
+    target: str  # "module:Class"
+    origin: str  # "built-in", "entry point (dist)", "register()"
+
+
+#: Built-ins: (name, handles, "module:Class"), all at version "1". tests/materializers check
+#: that these agree with the classes, so that matching a type or reading a version for a cache
+#: check imports nothing heavy (the pandas module imports pandas).
+BUILTINS: tuple[_Entry, ...] = tuple(
+    _Entry(name, "1", handles, target, "built-in")
+    for name, handles, target in (
+        (
+            "builtins.json",
+            (
+                "builtins.NoneType",
+                "builtins.bool",
+                "builtins.int",
+                "builtins.float",
+                "builtins.list",
+                "builtins.dict",
+            ),
+            f"{_M}.builtin:JSONMaterializer",
+        ),
+        ("builtins.str", ("builtins.str",), f"{_M}.builtin:StrMaterializer"),
+        ("builtins.bytes", ("builtins.bytes",), f"{_M}.builtin:BytesMaterializer"),
+        (
+            "pandas.dataframe",
+            ("pandas.core.frame.DataFrame",),
+            f"{_M}.pandas_frames:DataFrameMaterializer",
+        ),
+        ("pandas.series", ("pandas.core.series.Series",), f"{_M}.pandas_frames:SeriesMaterializer"),
+        (
+            "numpy.ndarray",
+            ("numpy.ndarray", "numpy.generic"),
+            f"{_M}.numpy_arrays:NumpyMaterializer",
+        ),
+        (
+            "sklearn.joblib",
+            ("sklearn.base.BaseEstimator",),
+            f"{_M}.sklearn_models:SklearnMaterializer",
+        ),
+        ("builtins.pickle", ("builtins.object",), f"{_M}.pickles:PickleMaterializer"),
+    )
+)
+
+_lock = threading.RLock()
+_registered: list[_Entry] = []  # newest last
+_classes: dict[str, type[Materializer]] = {}  # name -> class, for register() and loaded ones
+_entry_points: dict[str, Any] | None = None  # name -> importlib.metadata.EntryPoint
+_plugin_entries: list[_Entry] | None = None
+_by_type: dict[str, list[_Entry]] | None = None
+_selection_cache: dict[type, tuple[_Entry, ...]] = {}
+
+PICKLE_WHY = (
+    "Pickle is off by default because loading a pickle from a shared artifact store executes "
+    "code: anyone who can write the store could run code in every step that reads it."
+)
+
+
+def register(materializer_cls: type[Materializer]) -> type[Materializer]:
+    """Register a materializer class in this process; it wins over entry points and built-ins.
+
+    Usable as a class decorator. Registering the same name again replaces the earlier class.
+    Steps that run in other processes (Airflow, Kubeflow) need the registration to happen there
+    too: call it at import time of the module that defines your steps, or use an entry point.
+
+    Example:
+        >>> from zenml_bridge.materializers import Materializer, register
+        >>> @register
+        ... class FractionMaterializer(Materializer):
+        ...     name = "example.fraction"
+        ...     handles = ("fractions.Fraction",)
+    """
+    _check_class(materializer_cls, origin="register()")
+    entry = _Entry(
+        materializer_cls.name,
+        str(materializer_cls.version),
+        tuple(materializer_cls.handles),
+        f"{materializer_cls.__module__}:{materializer_cls.__qualname__}",
+        "register()",
+    )
+    with _lock:
+        _registered[:] = [e for e in _registered if e.name != entry.name]
+        _registered.append(entry)
+        _classes[entry.name] = materializer_cls
+        _invalidate()
+    return materializer_cls
+
+
+def unregister(name: str) -> None:
+    """Forget a class registered with :func:`register` (tests use it to clean up)."""
+    with _lock:
+        _registered[:] = [e for e in _registered if e.name != name]
+        _classes.pop(name, None)
+        _invalidate()
+
+
+def select(
+    value: Any, *, allow_pickle: bool = False, explicit: str | None = None, what: str = "a value"
+) -> Materializer:
+    """The materializer that stores ``value``: the most specific class of its MRO wins.
+
+    Args:
+        value: the value to store.
+        allow_pickle: the step opted in with ``@step(allow_pickle=True)``; pickle-based
+            materializers that require the opt-in are skipped otherwise.
+        explicit: a materializer name chosen by the user instead of the type-based choice.
+        what: how messages name the value, e.g. ``"output 'model' of step 'train'"``.
+
+    Raises:
+        BridgeError: nothing handles the value (the message names the type, how to register a
+            materializer and the pickle opt-in), or ``explicit`` is unknown or unfit.
+
+    Example:
+        >>> select([1, 2, 3]).name
+        'builtins.json'
+    """
+    cls = type(value)
+    if explicit is not None:
+        return _explicit(value, explicit, allow_pickle=allow_pickle, what=what)
+    reasons: list[str] = []
+    for entry in _candidates(cls):
+        materializer = _instance(entry)
+        if materializer.requires_opt_in and not allow_pickle:
+            continue
+        reason = materializer.reject_reason(value)
+        if reason is None:
+            return materializer
+        reasons.append(f"{entry.name} declined: {reason}")
+    raise _nothing_handles(cls, what, reasons, allow_pickle=allow_pickle)
+
+
+def get(name: str) -> Materializer:
+    """The materializer recorded as ``name`` (for loading a stored artifact).
+
+    Raises:
+        BridgeError: no built-in, entry point or registered class has that name.
+
+    Example:
+        >>> get("builtins.json").version
+        '1'
+    """
+    return _instance(_entry_named(name))
+
+
+def available() -> list[tuple[str, str, tuple[str, ...], str]]:
+    """``(name, version, handles, origin)`` of every known materializer, in selection order.
+
+    Imports nothing but entry-point plugins (which are loaded to learn what they handle).
+    """
+    return [(e.name, e.version, e.handles, e.origin) for e in _all_entries()]
+
+
+def version_of(name: str) -> str:
+    """The current ``version`` of the materializer named ``name``, for cache keys and hits.
+
+    Built-ins answer without importing their module, so checking a cache hit of a DataFrame
+    output does not import pandas.
+
+    Example:
+        >>> version_of("pandas.dataframe")
+        '1'
+    """
+    return _entry_named(name).version
+
+
+# -- internals ---------------------------------------------------------------------------------
+
+
+def _invalidate() -> None:
+    global _by_type
+    _by_type = None
+    _selection_cache.clear()
+
+
+def _all_entries() -> list[_Entry]:
+    with _lock:
+        return [*reversed(_registered), *_plugins(), *BUILTINS]
+
+
+def _plugins() -> list[_Entry]:
+    """Entry points of the group, read once per process (it scans installed distributions)."""
+    global _entry_points, _plugin_entries
+    with _lock:
+        if _plugin_entries is None:
+            from importlib.metadata import entry_points
+
+            found = {ep.name: ep for ep in entry_points(group=GROUP)}
+            _entry_points = found
+            entries = []
+            for ep_name in sorted(found):
+                cls = _load_entry_point(found[ep_name])
+                dist = getattr(getattr(found[ep_name], "dist", None), "name", "?")
+                entries.append(
+                    _Entry(
+                        cls.name,
+                        str(cls.version),
+                        tuple(cls.handles),
+                        found[ep_name].value,
+                        f"entry point ({dist})",
+                    )
+                )
+            _plugin_entries = entries
+        return _plugin_entries
+
+
+def _load_entry_point(ep: Any) -> type[Materializer]:
+    try:
+        cls = ep.load()
+    except Exception as exc:  # a broken plugin must say which one it is
+        raise BridgeError(
+            f"The materializer entry point '{ep.name} = {ep.value}' (group '{GROUP}') fails "
+            f"to import: {type(exc).__name__}: {exc}. Fix or uninstall the package that "
+            "provides it."
+        ) from exc
+    _check_class(cls, origin=f"entry point '{ep.name} = {ep.value}'")
+    if cls.name != ep.name:
+        raise BridgeError(
+            f"The materializer entry point '{ep.name} = {ep.value}' (group '{GROUP}') points "
+            f"at a class named '{cls.name}'. Name the entry point exactly like the class's "
+            "`name` so stored artifacts find it again."
+        )
+    checked: type[Materializer] = cls
+    with _lock:
+        _classes[checked.name] = checked
+    return checked
+
+
+def _check_class(cls: Any, *, origin: str) -> None:
+    if not (isinstance(cls, type) and issubclass(cls, Materializer)):
+        raise BridgeError(
+            f"The materializer from {origin} is {cls!r}, not a subclass of "
+            "zenml_bridge.materializers.Materializer. Subclass it and set name, version, handles."
+        )
+    if not cls.name or not cls.handles or not all(isinstance(h, str) for h in cls.handles):
+        raise BridgeError(
+            f"The materializer {type_name(cls)} from {origin} must set `name` (a stable id "
+            "like 'mylib.frame') and `handles` (a tuple of dotted class names like "
+            "'mylib.frame.Frame')."
+        )
+
+
+def _index() -> dict[str, list[_Entry]]:
+    global _by_type
+    with _lock:
+        if _by_type is None:
+            index: dict[str, list[_Entry]] = {}
+            for entry in _all_entries():
+                for handled in entry.handles:
+                    index.setdefault(handled, []).append(entry)
+            _by_type = index
+        return _by_type
+
+
+def _candidates(cls: type) -> tuple[_Entry, ...]:
+    cached = _selection_cache.get(cls)
+    if cached is not None:
+        return cached
+    index = _index()
+    found: list[_Entry] = []
+    for base in cls.__mro__:
+        for entry in index.get(type_name(base), ()):
+            if entry not in found:
+                found.append(entry)
+    result = tuple(found)
+    _selection_cache[cls] = result
+    return result
+
+
+def _entry_named(name: str) -> _Entry:
+    entries = _all_entries()
+    for entry in entries:
+        if entry.name == name:
+            return entry
+    raise BridgeError(
+        f"No materializer is named '{name}'.{did_you_mean(name, [e.name for e in entries])} "
+        "Install the package that provides it (entry-point group "
+        f"'{GROUP}') or register() it in this process before loading the artifact."
+    )
+
+
+def _load_class(entry: _Entry) -> type[Materializer]:
+    cls = _classes.get(entry.name)
+    if cls is None:
+        module, _, attr = entry.target.partition(":")
+        loaded: type[Materializer] = getattr(importlib.import_module(module), attr)
+        cls = loaded
+        with _lock:
+            _classes[entry.name] = cls
+    return cls
+
+
+_instances: dict[str, Materializer] = {}
+
+
+def _instance(entry: _Entry) -> Materializer:
+    cls = _load_class(entry)
+    materializer = _instances.get(entry.name)
+    if materializer is None or type(materializer) is not cls:
+        materializer = cls()
+        _instances[entry.name] = materializer
+    return materializer
+
+
+def _explicit(value: Any, name: str, *, allow_pickle: bool, what: str) -> Materializer:
+    entry = _entry_named(name)
+    materializer = _instance(entry)
+    cls = type(value)
+    if materializer.requires_opt_in and not allow_pickle:
+        raise BridgeError(
+            f"The materializer '{name}' chosen for {what} is pickle-based. Add "
+            f"@step(allow_pickle=True) to the step to allow it. {PICKLE_WHY}"
+        )
+    mro = {type_name(base) for base in cls.__mro__}
+    if not mro.intersection(entry.handles):
+        raise BridgeError(
+            f"The materializer '{name}' chosen for {what} handles {', '.join(entry.handles)}, "
+            f"but the value is a {type_name(cls)}. Choose a materializer for that type or "
+            "remove the explicit choice."
+        )
+    reason = materializer.reject_reason(value)
+    if reason is not None:
+        raise BridgeError(f"The materializer '{name}' chosen for {what} cannot store it: {reason}.")
+    return materializer
+
+
+def _nothing_handles(
+    cls: type, what: str, reasons: Iterable[str], *, allow_pickle: bool
+) -> BridgeError:
+    name = type_name(cls)
+    lines = [f"No materializer can store {what} (type {name})."]
+    lines += [f"  ({reason})" for reason in reasons]
+    lines.append(
+        "Register one for it: subclass zenml_bridge.materializers.Materializer with "
+        f"handles = ('{name}',) and either call zenml_bridge.materializers.register(YourClass) "
+        f"in the module that defines the step, or publish it in the entry-point group '{GROUP}' "
+        "(see docs/materializers.md)."
+    )
+    if not allow_pickle:
+        lines.append(
+            "Or let the step store it with pickle: @step(allow_pickle=True). " + PICKLE_WHY
+        )
+    return BridgeError("\n".join(lines))

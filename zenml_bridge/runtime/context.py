@@ -1,0 +1,100 @@
+"""The step context: what a running step knows about its run, and how it logs metadata.
+
+Example:
+    >>> from zenml_bridge import get_step_context, step
+    >>> @step
+    ... def train(rows: int) -> float:
+    ...     context = get_step_context()
+    ...     context.log_metric("accuracy", 0.93)
+    ...     context.log_metadata({"rows": rows})
+    ...     return 0.93
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+from zenml_bridge.errors import BridgeError
+
+
+class StepContext:
+    """The run id, step name and pipeline name of the running step, plus its logged values.
+
+    What a step logs is recorded with the step run in the metadata store (in the same
+    transaction as its outputs) and handed to the experiment tracker when one is configured.
+    """
+
+    __slots__ = ("metadata", "metrics", "parameters", "pipeline_name", "run_id", "step_name")
+
+    def __init__(
+        self, run_id: str, step_name: str, pipeline_name: str, parameters: Mapping[str, Any]
+    ) -> None:
+        self.run_id = run_id
+        self.step_name = step_name
+        self.pipeline_name = pipeline_name
+        self.parameters = dict(parameters)
+        self.metadata: dict[str, Any] = {}
+        self.metrics: dict[str, float] = {}
+
+    def __repr__(self) -> str:
+        return f"<StepContext run={self.run_id} step={self.step_name}>"
+
+    def log_metadata(self, values: Mapping[str, Any]) -> None:
+        """Record JSON-able key/values for this step run (later calls update earlier ones)."""
+        if not isinstance(values, Mapping):
+            raise BridgeError(
+                f"log_metadata() in step '{self.step_name}' takes a dict, not "
+                f"{type(values).__name__}. Call it as log_metadata({{'key': value}})."
+            )
+        self.metadata.update({str(key): value for key, value in values.items()})
+
+    def log_metric(self, key: str, value: float) -> None:
+        """Record a numeric metric for this step run."""
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise BridgeError(
+                f"log_metric({key!r}, ...) in step '{self.step_name}' needs a number, got "
+                f"{type(value).__name__}. Pass an int or float."
+            ) from None
+        if not math.isfinite(number):
+            raise BridgeError(
+                f"log_metric({key!r}, {value!r}) in step '{self.step_name}': the value is not a "
+                "finite number. Log finite values only."
+            )
+        self.metrics[str(key)] = number
+
+
+_CURRENT: ContextVar[StepContext | None] = ContextVar("zenml_bridge_step", default=None)
+
+
+def get_step_context() -> StepContext:
+    """The context of the step that is running now.
+
+    Raises:
+        BridgeError: when called outside a running step (e.g. calling a step function directly).
+
+    Example:
+        >>> get_step_context().run_id   # doctest: +SKIP
+        'training-20261122-070100-3f2a1c'
+    """
+    context = _CURRENT.get()
+    if context is None:
+        raise BridgeError(
+            "get_step_context() was called outside a running step. It works only while a "
+            "pipeline runs the step (a step function called directly has no run)."
+        )
+    return context
+
+
+@contextmanager
+def step_context(context: StepContext) -> Iterator[StepContext]:
+    token = _CURRENT.set(context)
+    try:
+        yield context
+    finally:
+        _CURRENT.reset(token)

@@ -1,0 +1,227 @@
+"""The step side of the Kubeflow backend: KFP's executor input in, KFP's executor output out.
+
+A KFP task calls ``python -m zenml_bridge.entrypoint run-step ... --kfp-executor-input '{{$}}'``.
+From that JSON this module gives the entrypoint
+
+- the run's parameter values (typed by KFP, converted back to the IR's types),
+- the upstream outputs the step reads, as recorded in the metadata of KFP's input artifacts
+  (so a step still finds its inputs when KFP served an upstream task from KFP's own cache and
+  that task never ran in this run),
+
+and after the step it writes KFP's output metadata: every KFP output artifact carries a small
+JSON pointer to our artifact (uri, sha256, materializer) as its content and the same fields as
+its metadata, so KFP's UI and lineage show the artifacts that our stores hold.
+
+``lightweight_function`` is the in-process executor of ``--executor lightweight``: it lets
+``kfp.local`` (and KFP's Python executor) run the same entrypoint without a container.
+
+Example:
+    >>> parameters = kfp_io.read_parameters(executor_input_json, pipeline)   # doctest: +SKIP
+    >>> kfp_io.write_kfp_outputs(executor_input_json, step_result)           # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from zenml_bridge import ir
+from zenml_bridge.errors import BridgeError
+
+#: Key of our fields in a KFP artifact's metadata.
+METADATA_KEY = "zenml_bridge"
+POINTER_FIELDS = ("id", "uri", "sha256", "materializer", "version", "type")
+#: The flag that carries the entrypoint's arguments in the lightweight executor's command.
+LIGHTWEIGHT_ARGV_FLAG = "--zenml-bridge-run-step"
+#: Where KFP's launcher makes remote artifact URIs visible as local files (as the KFP SDK).
+_MOUNTS = (("gs://", "/gcs/"), ("minio://", "/minio/"), ("s3://", "/s3/"), ("oci://", "/oci/"))
+
+
+def parse_executor_input(text: str | Mapping[str, Any]) -> dict[str, Any]:
+    """The executor input as data; a clear error when it is not KFP's JSON."""
+    if isinstance(text, Mapping):
+        return dict(text)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BridgeError(
+            f"--kfp-executor-input is not JSON ({exc}). KFP passes it as '{{{{$}}}}'; compile "
+            "the pipeline again with `zenml-bridge compile --target kubeflow`."
+        ) from None
+    if not isinstance(data, dict) or "outputs" not in data:
+        raise BridgeError(
+            "--kfp-executor-input has no 'outputs'; it is not a KFP executor input. Compile the "
+            "pipeline again with `zenml-bridge compile --target kubeflow`."
+        )
+    return data
+
+
+def _convert(parameter: ir.Parameter, value: Any) -> Any:
+    """A KFP parameter value back in the IR's type (KFP numbers may arrive as floats)."""
+    kind = parameter.type.replace(" ", "").removesuffix("|None")
+    if kind == "int" and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if kind == "float" and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str) and kind != "str" and not isinstance(parameter.default, str):
+        # A parameter without a KFP type of its own travels as text: read it as the CLI's -p.
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def read_parameters(
+    executor_input: str | Mapping[str, Any], pipeline: ir.Pipeline
+) -> dict[str, Any]:
+    """The pipeline parameter values of this task: KFP's values, missing ones at their default."""
+    data = parse_executor_input(executor_input)
+    given = data.get("inputs", {}).get("parameterValues", {}) or {}
+    values = pipeline.resolve_parameters()
+    for parameter in pipeline.parameters:
+        if parameter.name in given and given[parameter.name] is not None:
+            values[parameter.name] = _convert(parameter, given[parameter.name])
+    return values
+
+
+def read_upstream(
+    executor_input: str | Mapping[str, Any], step: ir.Step
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Upstream outputs (step -> output -> info) recorded in the KFP input artifacts."""
+    data = parse_executor_input(executor_input)
+    artifacts = data.get("inputs", {}).get("artifacts", {}) or {}
+    upstream: dict[str, dict[str, dict[str, Any]]] = {}
+    for ref in step.inputs:
+        if ref.kind != "output":
+            continue
+        # The compiler names the KFP input of ``parts.0`` (a *args item) ``parts-0``.
+        listed = (artifacts.get(ref.name.replace(".", "-")) or {}).get("artifacts") or []
+        info = ((listed[0].get("metadata") or {}).get(METADATA_KEY) if listed else None) or {}
+        if all(key in info for key in POINTER_FIELDS):
+            fields = {key: info[key] for key in POINTER_FIELDS}
+            upstream.setdefault(str(ref.step), {})[str(ref.output)] = fields
+    return upstream
+
+
+def local_path(uri: str) -> str:
+    """The local file of a KFP artifact URI (remote stores are mounted by KFP's launcher)."""
+    for prefix, mount in _MOUNTS:
+        if uri.startswith(prefix):
+            return mount + uri[len(prefix) :]
+    return uri.removeprefix("file://")
+
+
+def _outputs_of(step_result: Any) -> Mapping[str, Mapping[str, Any]]:
+    outputs = step_result.outputs if hasattr(step_result, "outputs") else step_result
+    return {name: dict(info) for name, info in outputs.items()}
+
+
+def write_kfp_outputs(
+    executor_input: str | Mapping[str, Any], step_result: Any
+) -> dict[str, Any]:
+    """Point KFP's output artifacts at our artifacts and write KFP's executor output file.
+
+    Args:
+        executor_input: KFP's executor input (JSON text or data).
+        step_result: a :class:`~zenml_bridge.runtime.step_runner.StepResult` (or a mapping
+            output name -> info with ``uri``, ``sha256``, ``materializer``, ...).
+
+    Returns:
+        The executor output written (``{"artifacts": {...}}``).
+    """
+    data = parse_executor_input(executor_input)
+    outputs = _outputs_of(step_result)
+    written: dict[str, Any] = {}
+    for name, listed in (data["outputs"].get("artifacts") or {}).items():
+        artifact = (listed.get("artifacts") or [{}])[0]
+        info = outputs.get(name)
+        if info is None:
+            raise BridgeError(
+                f"KFP expects the output '{name}', which the step did not produce. The YAML "
+                "and the stored IR disagree; compile the pipeline again."
+            )
+        pointer = {key: info.get(key) for key in POINTER_FIELDS}
+        path = local_path(str(artifact.get("uri", "")))
+        if path:
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+            with open(path, "w", encoding="utf-8") as handle:
+                json.dump(pointer, handle, sort_keys=True)
+        metadata = {**(artifact.get("metadata") or {}), METADATA_KEY: pointer}
+        metadata.update(uri=pointer["uri"], sha256=pointer["sha256"])
+        written[name] = {
+            "artifacts": [
+                {"name": artifact.get("name", name), "uri": artifact.get("uri", ""), "metadata": metadata}
+            ]
+        }
+    result = {"artifacts": written} if written else {}
+    output_file = data["outputs"].get("outputFile")
+    if output_file:
+        path = local_path(output_file)
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(result, handle, sort_keys=True)
+        os.replace(tmp, path)
+    return result
+
+
+# -- the lightweight executor ---------------------------------------------------------------
+
+
+def _argv_value(argv: list[str], flag: str) -> str:
+    try:
+        return argv[argv.index(flag) + 1]
+    except (ValueError, IndexError):
+        raise BridgeError(
+            f"The lightweight executor was started without {flag}. Compile the pipeline again "
+            "with `zenml-bridge compile --target kubeflow --executor lightweight`."
+        ) from None
+
+
+def lightweight_function(argv: list[str] | None = None) -> Callable[..., None]:
+    """The function KFP's Python executor calls for one step of a lightweight component.
+
+    KFP's executor hands a function its output artifacts by the names in its signature, and
+    writes the executor output from them afterwards; so the signature is built from this task's
+    executor input, and the function runs our entrypoint in this process, then copies the
+    metadata it wrote onto KFP's artifact objects.
+    """
+    argv = list(sys.argv if argv is None else argv)
+    executor_input_text = _argv_value(argv, "--executor_input")
+    run_step_argv = json.loads(_argv_value(argv, LIGHTWEIGHT_ARGV_FLAG))
+    data = parse_executor_input(executor_input_text)
+    input_names = list((data.get("inputs", {}).get("artifacts") or {}))
+    output_names = list(data["outputs"].get("artifacts") or {})
+
+    from kfp.dsl import Artifact, Output
+
+    def zenml_bridge_step(**artifacts: Any) -> None:
+        from zenml_bridge.entrypoint import main
+
+        command = ["run-step", *run_step_argv, "--kfp-executor-input", executor_input_text]
+        try:
+            code = main(command)
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        if code:
+            raise RuntimeError(f"zenml-bridge step failed (exit {code}); see the log above.")
+        with open(local_path(data["outputs"]["outputFile"]), encoding="utf-8") as handle:
+            written = json.load(handle).get("artifacts", {})
+        for name, artifact in artifacts.items():
+            artifact.metadata.update(written[name]["artifacts"][0]["metadata"])
+
+    annotations: dict[str, Any] = {name: Artifact for name in input_names}
+    annotations.update({name: Output[Artifact] for name in output_names})
+    zenml_bridge_step.__annotations__ = annotations
+    zenml_bridge_step.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=Output[Artifact])
+            for name in output_names
+        ]
+    )
+    return zenml_bridge_step

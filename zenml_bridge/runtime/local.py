@@ -1,0 +1,401 @@
+"""The local runner: runs a pipeline's steps in topological order, in this process.
+
+Independent steps may run at the same time with ``parallel=N`` (threads). Every step goes
+through :func:`zenml_bridge.runtime.step_runner.run_step`, the same function the entrypoint
+uses on Airflow and Kubeflow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
+
+from zenml_bridge import ir
+from zenml_bridge.config import RunConfig, Settings, load_settings
+from zenml_bridge.errors import BridgeError, did_you_mean
+from zenml_bridge.runtime.gitinfo import GitInfo, git_info
+from zenml_bridge.runtime.records import ArtifactRecord, RunRecord, StepRecord, _named
+from zenml_bridge.runtime.stack import Stack, open_stack
+from zenml_bridge.runtime.step_runner import StepResult, run_step
+from zenml_bridge.runtime.tracking import RunInfo
+
+RUN_OPTIONS = (
+    "cache",
+    "parallel",
+    "run_id",
+    "config",
+    "stack",
+    "settings",
+    "progress",
+    "raise_on_failure",
+)
+_PREPARED: dict[int, tuple[ir.Pipeline, str]] = {}
+_PRINT_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True, slots=True)
+class StepEvent:
+    """A progress event: ``running``, ``cached``, ``completed``, ``failed`` or ``retrying``."""
+
+    step: str
+    status: str
+    duration_s: float | None = None
+    attempt: int = 1
+    traceback: str | None = None
+    error: BaseException | None = None
+
+
+class RunFailed(Exception):
+    """A pipeline run failed because a step failed; ``.run`` is its run record."""
+
+    def __init__(self, message: str, run: RunRecord) -> None:
+        super().__init__(message)
+        self.run = run
+
+
+def new_run_id(pipeline: str) -> str:
+    return f"{pipeline}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+
+
+def _identity(pipeline_ir: ir.Pipeline) -> str:
+    known = _PREPARED.get(id(pipeline_ir))
+    if known is not None and known[0] is pipeline_ir:
+        return known[1]
+    sha = ir.sha256(pipeline_ir)
+    _PREPARED[id(pipeline_ir)] = (pipeline_ir, sha)
+    return sha
+
+
+def apply_step_settings(
+    pipeline_ir: ir.Pipeline, steps: Mapping[str, Mapping[str, Any]], where: str
+) -> ir.Pipeline:
+    """The IR with per-step settings of a run config applied (cache, retries, ...)."""
+    if not steps:
+        return pipeline_ir
+    names = pipeline_ir.step_names
+    for name in steps:
+        if name not in names:
+            raise BridgeError(
+                f"The {where} sets step '{name}', which pipeline '{pipeline_ir.name}' does not "
+                "have." + did_you_mean(name, names) + f" Its steps: {', '.join(names)}."
+            )
+    new_steps = []
+    for step in pipeline_ir.steps:
+        settings = steps.get(step.name) or {}
+        retry = step.retry
+        if "retries" in settings:
+            retry = dataclasses.replace(retry, max_retries=int(settings["retries"]))
+        if "retry_delay" in settings:
+            retry = dataclasses.replace(retry, delay_s=float(settings["retry_delay"]))
+        if "retry_backoff" in settings:
+            retry = dataclasses.replace(retry, backoff_factor=float(settings["retry_backoff"]))
+        new_steps.append(
+            dataclasses.replace(
+                step,
+                retry=retry,
+                cache=bool(settings.get("cache", step.cache)),
+                cache_salt=str(settings.get("cache_salt", step.cache_salt)),
+            )
+        )
+    return dataclasses.replace(pipeline_ir, steps=tuple(new_steps))
+
+
+def run_pipeline(pipeline: Any, parameters: Mapping[str, Any] | None = None, **options: Any) -> RunRecord:
+    """Run a pipeline on the active stack (the embedded SQLite + local folder by default).
+
+    Args:
+        pipeline: a ``@pipeline`` (``zenml_bridge.dsl.Pipeline``) or a pipeline IR.
+        parameters: pipeline parameters; keys named like an option below (and not like a
+            parameter of the pipeline) are taken as that option.
+        cache: False ignores cached results (``--no-cache``); default True.
+        parallel: how many independent steps may run at once (threads); default 1.
+        run_id: the run's id (default: ``<pipeline>-<date>-<time>-<random>``).
+        config: a :class:`zenml_bridge.config.RunConfig` (parameters, step settings, stores).
+        stack: name of a stack of the project config.
+        settings: explicit :class:`zenml_bridge.config.Settings` (stores), else from config.
+        progress: called with a :class:`StepEvent` as steps start and finish.
+        raise_on_failure: raise :class:`RunFailed` (or the step's BridgeError) when a step
+            fails (default True); False returns the failed run record.
+
+    Returns:
+        The :class:`RunRecord`: ``run.steps["train"].outputs["model"].load()``.
+
+    Example:
+        >>> run = run_pipeline(training, {"rows": 500})   # doctest: +SKIP
+        >>> run.status
+        'completed'
+    """
+    pipeline_ir: ir.Pipeline = pipeline if isinstance(pipeline, ir.Pipeline) else pipeline.to_ir()
+    values = dict(parameters or {})
+    known = {p.name for p in pipeline_ir.parameters}
+    for key in RUN_OPTIONS:
+        if key in values and key not in known:
+            options.setdefault(key, values.pop(key))
+    unknown = sorted(set(options) - set(RUN_OPTIONS))
+    if unknown:
+        raise BridgeError(
+            f"run_pipeline() got the unknown option '{unknown[0]}'."
+            + did_you_mean(unknown[0], RUN_OPTIONS)
+            + f" Options: {', '.join(RUN_OPTIONS)}."
+        )
+    config: RunConfig = options.get("config") or RunConfig()
+    values = {**config.parameters, **values}
+    pipeline_ir = apply_step_settings(pipeline_ir, config.steps, f"run config {config.path}")
+    run_parameters = ir.check_run_parameters(pipeline_ir, values)
+    settings: Settings = options.get("settings") or load_settings(config, options.get("stack"))
+    stack = open_stack(settings)
+    cache = options.get("cache")
+    cache = config.cache if cache is None else cache
+    parallel = int(options.get("parallel") or config.parallel or 1)
+    progress: Callable[[StepEvent], None] = options.get("progress") or (lambda event: None)
+    run_id = str(options.get("run_id") or new_run_id(pipeline_ir.name))
+    func = getattr(pipeline, "func", None)
+    folder = os.path.dirname(func.__code__.co_filename) if func is not None else os.getcwd()
+    return _execute(
+        stack,
+        pipeline_ir,
+        run_id=run_id,
+        run_parameters=run_parameters,
+        cache=cache is not False,
+        parallel=max(1, parallel),
+        progress=progress,
+        git=git_info(folder),
+        raise_on_failure=options.get("raise_on_failure", True),
+    )
+
+
+def _execute(
+    stack: Stack,
+    pipeline_ir: ir.Pipeline,
+    *,
+    run_id: str,
+    run_parameters: dict[str, Any],
+    cache: bool,
+    parallel: int,
+    progress: Callable[[StepEvent], None],
+    git: GitInfo,
+    raise_on_failure: bool,
+) -> RunRecord:
+    store = stack.metadata
+    ir_sha = _identity(pipeline_ir)
+    store.begin_run(
+        run_id=run_id,
+        pipeline=pipeline_ir.name,
+        ir_sha256=ir_sha,
+        ir_json=lambda: ir.dumps(pipeline_ir),
+        parameters=run_parameters,
+        git_sha=git.sha,
+    )
+    run_info = None
+    links: dict[str, str] = {}
+    results: dict[str, StepResult] = {}
+    status = "failed"
+    try:
+        if stack.tracker is not None:
+            stack.tracker.skipped.clear()
+            run_info = RunInfo(
+                run_id=run_id,
+                pipeline=pipeline_ir.name,
+                parameters=run_parameters,
+                ir_sha256=ir_sha,
+                git_sha=git.sha,
+            )
+            links = dict(stack.tracker.call("on_run_start", run_info) or {})
+            if links:
+                store.update_run(run_id, links=links)
+                run_info = dataclasses.replace(run_info, links=links)
+        runner = _run_sequential if parallel == 1 else _run_parallel
+        runner(stack, pipeline_ir, run_id, run_parameters, cache, parallel, progress, run_info, results)
+        failed = any(r.status == "failed" for r in results.values())
+        status = "failed" if failed or len(results) < len(pipeline_ir.steps) else "completed"
+    finally:
+        if stack.tracker is not None and stack.tracker.skipped:
+            links["tracking.skipped"] = "; ".join(stack.tracker.skipped)[:2000]
+        extra = {"links": links} if links else {}
+        store.finish_run(run_id, status, git_dirty=git.dirty(), **extra)
+        if stack.tracker is not None and run_info is not None:
+            stack.tracker.call("on_run_end", run_info, status)
+    record = _record(stack, pipeline_ir, run_id, status, run_parameters, ir_sha, git, links, results)
+    if status == "failed" and raise_on_failure:
+        failed_result = next(r for r in results.values() if r.status == "failed")
+        if isinstance(failed_result.error, BridgeError):
+            raise failed_result.error
+        raise RunFailed(
+            f"Step '{failed_result.name}' failed in run {run_id}:\n{failed_result.traceback}",
+            record,
+        ) from failed_result.error
+    return record
+
+
+def _attempts(
+    stack: Stack,
+    pipeline_ir: ir.Pipeline,
+    step: ir.Step,
+    run_id: str,
+    run_parameters: Mapping[str, Any],
+    upstream: Mapping[str, Mapping[str, Any]],
+    cache: bool,
+    progress: Callable[[StepEvent], None],
+    run_info: RunInfo | None,
+) -> StepResult:
+    progress(StepEvent(step.name, "running"))
+    policy = step.retry
+    attempt = 1
+    while True:
+        result = run_step(
+            stack,
+            pipeline_ir,
+            step,
+            run_id=run_id,
+            run_parameters=run_parameters,
+            upstream=upstream,
+            cache=cache,
+            attempt=attempt,
+            run_info=run_info,
+        )
+        if result.status != "failed" or attempt > policy.max_retries:
+            break
+        delay = policy.delay_s * policy.backoff_factor ** (attempt - 1)
+        if policy.max_delay_s is not None:
+            delay = min(delay, policy.max_delay_s)
+        progress(StepEvent(step.name, "retrying", result.duration_s, attempt, result.traceback))
+        time.sleep(delay)
+        attempt += 1
+    progress(
+        StepEvent(step.name, result.status, result.duration_s, attempt, result.traceback, result.error)
+    )
+    return result
+
+
+def _run_sequential(
+    stack: Stack,
+    pipeline_ir: ir.Pipeline,
+    run_id: str,
+    run_parameters: Mapping[str, Any],
+    cache: bool,
+    parallel: int,
+    progress: Callable[[StepEvent], None],
+    run_info: RunInfo | None,
+    results: dict[str, StepResult],
+) -> None:
+    upstream: dict[str, Mapping[str, Any]] = {}
+    for step in ir.topological_order(pipeline_ir.steps):
+        result = _attempts(
+            stack, pipeline_ir, step, run_id, run_parameters, upstream, cache, progress, run_info
+        )
+        results[step.name] = result
+        if result.status == "failed":
+            return
+        upstream[step.name] = result.outputs
+
+
+def _run_parallel(
+    stack: Stack,
+    pipeline_ir: ir.Pipeline,
+    run_id: str,
+    run_parameters: Mapping[str, Any],
+    cache: bool,
+    parallel: int,
+    progress: Callable[[StepEvent], None],
+    run_info: RunInfo | None,
+    results: dict[str, StepResult],
+) -> None:
+    pending = {step.name: step for step in ir.topological_order(pipeline_ir.steps)}
+    upstream: dict[str, Mapping[str, Any]] = {}
+    running: dict[Future[StepResult], str] = {}
+    failed = False
+    with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="zenml-bridge") as pool:
+        while pending or running:
+            if not failed:
+                for name, step in list(pending.items()):
+                    if len(running) >= parallel:
+                        break
+                    if all(u in upstream for u in step.upstream):
+                        del pending[name]
+                        future = pool.submit(
+                            _attempts,
+                            stack,
+                            pipeline_ir,
+                            step,
+                            run_id,
+                            run_parameters,
+                            dict(upstream),
+                            cache,
+                            progress,
+                            run_info,
+                        )
+                        running[future] = name
+            if not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                name = running.pop(future)
+                result = future.result()
+                results[name] = result
+                if result.status == "failed":
+                    failed = True
+                else:
+                    upstream[name] = result.outputs
+
+
+def _record(
+    stack: Stack,
+    pipeline_ir: ir.Pipeline,
+    run_id: str,
+    status: str,
+    run_parameters: Mapping[str, Any],
+    ir_sha: str,
+    git: GitInfo,
+    links: Mapping[str, str],
+    results: Mapping[str, StepResult],
+) -> RunRecord:
+    steps = {
+        name: StepRecord(
+            name=name,
+            status=result.status,
+            duration_s=result.duration_s,
+            outputs=_named(
+                {k: ArtifactRecord.from_info(v, stack.artifacts) for k, v in result.outputs.items()},
+                "output",
+                f"Step '{name}'",
+            ),
+            cache_key=result.cache_key,
+            error=result.traceback,
+        )
+        for name, result in results.items()
+    }
+    return RunRecord(
+        run_id=run_id,
+        pipeline=pipeline_ir.name,
+        status=status,
+        parameters=run_parameters,
+        ir_sha256=ir_sha,
+        steps=_named(steps, "step", f"Run {run_id}"),
+        git_sha=git.sha,
+        git_dirty=git.dirty(),
+        links=links,
+    )
+
+
+def print_progress(event: StepEvent, stream: Any = None) -> None:
+    """The CLI's progress lines: ``running``, ``cached``, ``done``, ``failed`` with durations."""
+    with _PRINT_LOCK:
+        _print_event(event, stream or sys.stdout)
+
+
+def _print_event(event: StepEvent, out: Any) -> None:
+    label = {"completed": "done"}.get(event.status, event.status)
+    duration = f" ({event.duration_s:.2f}s)" if event.duration_s is not None else ""
+    retry = f" attempt {event.attempt}" if event.status == "retrying" else ""
+    print(f"  {event.step:<24} {label}{retry}{duration}", file=out, flush=True)
+    if event.status in ("failed", "retrying") and event.traceback:
+        if not isinstance(event.error, BridgeError):
+            print("    " + event.traceback.rstrip().replace("\n", "\n    "), file=out, flush=True)

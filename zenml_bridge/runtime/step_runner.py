@@ -1,0 +1,394 @@
+"""``run_step``: the one function that runs a step, for the local runner and the entrypoint.
+
+Resolve inputs, compute the cache key, serve a cache hit or call the step, materialize the
+outputs, record everything in one metadata transaction, call hooks and the tracker.
+
+The cache key is sha256 over the step's source and code hash, its parameter values, the content
+hashes and materializers of its inputs, its output names, and its cache salt. A hit is used only
+when every recorded output materializer still has the same version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import json
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from zenml_bridge import ir
+from zenml_bridge.errors import BridgeError
+from zenml_bridge.runtime.context import StepContext, step_context
+from zenml_bridge.runtime.stack import Stack
+from zenml_bridge.runtime.tracking import RunInfo, StepInfo
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_CALLABLES: dict[str, tuple[Any, Callable[[Mapping[str, Any]], Any]]] = {}
+
+#: One output as recorded: artifact id, uri, sha256, materializer, version, type.
+OutputInfo = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepResult:
+    """What running one step gave."""
+
+    name: str
+    status: str  # completed | cached | failed
+    outputs: Mapping[str, OutputInfo] = field(default_factory=dict)
+    duration_s: float = 0.0
+    cache_key: str | None = None
+    attempt: int = 1
+    error: BaseException | None = field(default=None, compare=False)
+    traceback: str | None = None
+
+
+def _materializers() -> Any:
+    from zenml_bridge.materializers import registry
+
+    return registry
+
+
+def load_callable(source: str) -> Callable[[Mapping[str, Any]], Any]:
+    """A caller of the step named by an IR ``source`` (``module:qualname``), imported once."""
+    module_name, _, qualname = source.partition(":")
+    cached = _CALLABLES.get(source)
+    if cached is not None and sys.modules.get(module_name) is cached[0]:
+        return cached[1]  # same module object: not reloaded since
+    try:
+        module: Any = importlib.import_module(module_name)
+        target: Any = module
+        for part in qualname.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError) as exc:
+        raise BridgeError(
+            f"Cannot import the step function {source!r} ({type(exc).__name__}: {exc}). Steps "
+            "must be module-level functions importable where the step runs: run from the "
+            "project folder, install the project, or ship the code with a code archive."
+        ) from None
+    if hasattr(target, "call_with_inputs"):
+        caller: Callable[[Mapping[str, Any]], Any] = target.call_with_inputs
+    elif callable(target):
+        signature = inspect.signature(target)
+        func = target
+
+        def caller(values: Mapping[str, Any]) -> Any:
+            names = [n for n in signature.parameters if n in values]
+            return func(**{n: values[n] for n in names})
+
+    else:
+        raise BridgeError(f"The step source {source!r} names a {type(target).__name__}, not a step.")
+    _CALLABLES[source] = (module, caller)
+    return caller
+
+
+def step_parameters(step: ir.Step, run_parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """Values of the step's parameter and constant inputs for a run."""
+    values: dict[str, Any] = {}
+    for ref in step.inputs:
+        if ref.kind == "parameter":
+            values[ref.name] = run_parameters.get(str(ref.parameter))
+        elif ref.kind == "constant":
+            values[ref.name] = ref.value
+    return values
+
+
+def cache_key(step: ir.Step, parameters: Mapping[str, Any], inputs: Mapping[str, OutputInfo]) -> str:
+    payload = {
+        "v": 1,
+        "source": step.source,
+        "code": step.code_hash,
+        "parameters": parameters,
+        "inputs": {name: [i["sha256"], i["materializer"], i["version"]] for name, i in inputs.items()},
+        "outputs": [[o.name, o.materializer or ""] for o in step.outputs],
+        "salt": step.cache_salt,
+    }
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def artifact_id(run_id: str, step: str, output: str) -> str:
+    return hashlib.sha256(f"{run_id}\0{step}\0{output}".encode()).hexdigest()[:24]
+
+
+def user_traceback(exc: BaseException) -> str:
+    """The traceback of ``exc`` without zenml-bridge's own frames."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb or exc.__traceback__))
+
+
+def _hook(spec: str | None) -> Callable[..., Any] | None:
+    if not spec:
+        return None
+    module_name, _, qualname = spec.partition(":")
+    target: Any = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        target = getattr(target, part)
+    return target  # type: ignore[no-any-return]
+
+
+def _call_hook(step: ir.Step, kind: str, exc: BaseException | None) -> str | None:
+    """Run an on_failure/on_success hook; its own error is reported, never raised."""
+    try:
+        hook = _hook(step.hooks.get(kind))
+        if hook is None:
+            return None
+        takes_arg = bool(inspect.signature(hook).parameters)
+        hook(exc) if takes_arg and kind == "on_failure" else hook()
+        return None
+    except Exception as hook_exc:
+        message = f"{kind} hook {step.hooks.get(kind)} of step '{step.name}' failed: {hook_exc!r}"
+        print(f"warning: {message}", file=sys.stderr)
+        return message
+
+
+def _split_outputs(step: ir.Step, value: Any) -> list[Any]:
+    n = len(step.outputs)
+    if n == 0:
+        return []
+    if n == 1:
+        return [value]
+    if not isinstance(value, tuple | list) or len(value) != n:
+        names = ", ".join(o.name for o in step.outputs)
+        raise BridgeError(
+            f"Step '{step.name}' declares {n} outputs ({names}) but returned "
+            f"{type(value).__name__}. Return a tuple of {n} values in that order."
+        )
+    return list(value)
+
+
+def run_step(
+    stack: Stack,
+    pipeline: ir.Pipeline,
+    step: ir.Step,
+    *,
+    run_id: str,
+    run_parameters: Mapping[str, Any],
+    upstream: Mapping[str, Mapping[str, OutputInfo]],
+    cache: bool = True,
+    attempt: int = 1,
+    run_info: RunInfo | None = None,
+) -> StepResult:
+    """Run one step of a run and record it; never raises for a failing step function.
+
+    Args:
+        upstream: outputs of finished steps of this run: step -> output -> info.
+        cache: False skips the cache lookup (``--no-cache``); the result is still cached.
+
+    Returns:
+        A :class:`StepResult` with status ``completed``, ``cached`` or ``failed``.
+    """
+    started = time.time()
+    clock = time.perf_counter()
+    store = stack.metadata
+    parameters = step_parameters(step, run_parameters)
+    inputs: dict[str, OutputInfo] = {}
+    for ref in step.inputs:
+        if ref.kind == "output":
+            try:
+                inputs[ref.name] = upstream[str(ref.step)][str(ref.output)]
+            except KeyError:
+                raise BridgeError(
+                    f"Step '{step.name}' needs '{ref.step}.{ref.output}', which has not been "
+                    f"produced in run {run_id}. Run step '{ref.step}' first."
+                ) from None
+    key = cache_key(step, parameters, inputs)
+    consumed = [(info["id"], name) for name, info in inputs.items()]
+    # Importing the step's module first also runs the materializer registrations it makes.
+    call = load_callable(step.source)
+    registry = _materializers()
+    if cache and step.cache:
+        hit = store.lookup_cache(key)
+        if hit is not None and _still_valid(registry, hit):
+            store.record_step(
+                run_id=run_id,
+                step=step.name,
+                status="cached",
+                outputs=hit,
+                consumed=consumed,
+                cache_key=key,
+                parameters=parameters,
+                attempt=attempt,
+                started_at=started,
+                ended_at=time.time(),
+            )
+            result = StepResult(
+                name=step.name,
+                status="cached",
+                outputs=hit,
+                duration_s=time.perf_counter() - clock,
+                cache_key=key,
+                attempt=attempt,
+            )
+            _track_end(stack, run_info, step, parameters, result, None)
+            return result
+    context = StepContext(run_id, step.name, pipeline.name, parameters)
+    outputs: dict[str, OutputInfo] = {}
+    new_artifacts: list[dict[str, Any]] = []
+    try:
+        values = dict(parameters)
+        for name, info in inputs.items():
+            loader = registry.get(info["materializer"])
+            values[name] = stack.artifacts.read(info["uri"], info["sha256"], loader.load)
+        if stack.tracker and run_info is not None:
+            stack.tracker.call("on_step_start", run_info, _step_info(step, parameters))
+        with step_context(context):
+            returned = call(values)
+        for spec, value in zip(step.outputs, _split_outputs(step, returned)):
+            materializer = registry.select(
+                value,
+                allow_pickle=step.allow_pickle,
+                explicit=spec.materializer,
+                what=f"output '{spec.name}' of step '{step.name}'",
+            )
+            uri, sha, size = stack.artifacts.write(
+                pipeline.name,
+                run_id,
+                step.name,
+                spec.name,
+                lambda folder, fs, m=materializer, v=value: m.save(v, folder, fs),
+            )
+            art = artifact_id(run_id, step.name, spec.name)
+            version = str(materializer.version)
+            type_name = f"{type(value).__module__}.{type(value).__qualname__}"
+            outputs[spec.name] = {
+                "id": art,
+                "uri": uri,
+                "sha256": sha,
+                "materializer": materializer.name,
+                "version": version,
+                "type": type_name,
+            }
+            new_artifacts.append(
+                {
+                    "artifact_id": art,
+                    "run_id": run_id,
+                    "step": step.name,
+                    "output": spec.name,
+                    "uri": uri,
+                    "content_sha256": sha,
+                    "materializer": materializer.name,
+                    "materializer_version": version,
+                    "type_name": type_name,
+                    "size": size,
+                    "created_at": time.time(),
+                }
+            )
+    except Exception as exc:
+        text = user_traceback(exc)
+        hook_error = _call_hook_in(context, step, "on_failure", exc)
+        metadata = dict(context.metadata)
+        if hook_error:
+            metadata["hook_error"] = hook_error
+        store.record_step(
+            run_id=run_id,
+            step=step.name,
+            status="failed",
+            outputs={},
+            consumed=consumed,
+            cache_key=key,
+            parameters=parameters,
+            metadata=metadata,
+            metrics=context.metrics,
+            error=text,
+            attempt=attempt,
+            started_at=started,
+            ended_at=time.time(),
+        )
+        result = StepResult(
+            name=step.name,
+            status="failed",
+            duration_s=time.perf_counter() - clock,
+            cache_key=key,
+            attempt=attempt,
+            error=exc,
+            traceback=text,
+        )
+        _track_end(stack, run_info, step, parameters, result, None)
+        return result
+    hook_error = _call_hook_in(context, step, "on_success", None)
+    if hook_error:
+        context.metadata["hook_error"] = hook_error
+    store.record_step(
+        run_id=run_id,
+        step=step.name,
+        status="completed",
+        outputs=outputs,
+        new_artifacts=new_artifacts,
+        consumed=consumed,
+        cache_key=key,
+        write_cache=step.cache,
+        parameters=parameters,
+        metadata=context.metadata,
+        metrics=context.metrics,
+        attempt=attempt,
+        started_at=started,
+        ended_at=time.time(),
+    )
+    result = StepResult(
+        name=step.name,
+        status="completed",
+        outputs=outputs,
+        duration_s=time.perf_counter() - clock,
+        cache_key=key,
+        attempt=attempt,
+    )
+    _track_end(stack, run_info, step, parameters, result, context)
+    return result
+
+
+def _still_valid(registry: Any, hit: Mapping[str, OutputInfo]) -> bool:
+    """A cache hit counts only while every output's materializer has the recorded version."""
+    try:
+        return all(registry.version_of(o["materializer"]) == o["version"] for o in hit.values())
+    except BridgeError:
+        return False  # its materializer is gone: run the step again
+
+
+def _call_hook_in(
+    context: StepContext, step: ir.Step, kind: str, exc: BaseException | None
+) -> str | None:
+    if kind not in step.hooks:
+        return None
+    with step_context(context):
+        return _call_hook(step, kind, exc)
+
+
+def _step_info(
+    step: ir.Step, parameters: Mapping[str, Any], result: StepResult | None = None
+) -> StepInfo:
+    return StepInfo(
+        name=step.name,
+        parameters=parameters,
+        cached=result is not None and result.status == "cached",
+        duration_s=result.duration_s if result else None,
+        outputs={k: (v["uri"], v["sha256"]) for k, v in (result.outputs if result else {}).items()},
+        settings=step.settings,
+    )
+
+
+def _track_end(
+    stack: Stack,
+    run_info: RunInfo | None,
+    step: ir.Step,
+    parameters: Mapping[str, Any],
+    result: StepResult,
+    context: StepContext | None,
+) -> None:
+    tracker = stack.tracker
+    if tracker is None or run_info is None:
+        return
+    info = _step_info(step, parameters, result)
+    if context is not None and context.metrics:
+        tracker.call("log_metrics", run_info, info, dict(context.metrics))
+    if context is not None and context.metadata:
+        tracker.call("log_metadata", run_info, info, dict(context.metadata))
+    tracker.call("on_step_end", run_info, info, result.status)

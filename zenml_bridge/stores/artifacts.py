@@ -1,0 +1,254 @@
+"""The artifact store: immutable folders under any fsspec URL, with a sha256 content hash.
+
+Layout: ``<root>/<pipeline>/<run_id>/<step>/<output>/``. A materializer writes into a temporary
+sibling folder, which is hashed and then renamed into place, so a reader never sees a
+half-written artifact (a killed writer leaves at most a ``.<output>.tmp-*`` folder, removed by
+the next write of that output). Loading verifies the hash first.
+
+The content hash is sha256 over the folder's files in sorted relative-path order, each as
+``path NUL size NUL bytes``.
+
+Example:
+    >>> store = ArtifactStore("/tmp/zb/artifacts")                              # doctest: +SKIP
+    >>> uri, sha, size = store.write("p", "run1", "load", "output", save)       # doctest: +SKIP
+    >>> value = store.read(uri, sha, load)                                      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import secrets
+import shutil
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from zenml_bridge.errors import BridgeError
+
+T = TypeVar("T")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._=+-]")
+_CHUNK = 1 << 20
+
+
+def path_part(name: str) -> str:
+    """A run id or name made safe as one path component (Airflow run ids hold ':' and '+')."""
+    cleaned = _UNSAFE.sub("_", name).lstrip(".")
+    return cleaned or "_"
+
+
+def _is_local(url: str) -> bool:
+    return "://" not in url or url.startswith("file://")
+
+
+def _strip_file(url: str) -> str:
+    return url[len("file://") :] if url.startswith("file://") else url
+
+
+class ArtifactStore:
+    """Artifacts under ``root``: a local folder or any fsspec URL (``s3://bucket/prefix``)."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.local = _is_local(root)
+        self.base = os.path.abspath(os.path.expanduser(_strip_file(root))) if self.local else root
+        self._fs: Any = None
+
+    def __repr__(self) -> str:
+        return f"ArtifactStore({self.root!r})"
+
+    @property
+    def fs(self) -> Any:
+        """The fsspec filesystem of the root (imported on first use)."""
+        if self._fs is None:
+            self._fs = filesystem_for(self.root)
+        return self._fs
+
+    def check_writable(self) -> None:
+        """Raise a BridgeError naming the root when artifacts cannot be written there."""
+        if not self.local:
+            return
+        problem = None
+        try:
+            os.makedirs(self.base, exist_ok=True)
+            if not os.access(self.base, os.W_OK | os.X_OK):
+                problem = "it is not writable"
+        except OSError as exc:
+            problem = f"it cannot be created: {exc.strerror}"
+        if problem:
+            raise BridgeError(
+                f"The artifact root {self.base} cannot hold artifacts ({problem}). Choose a "
+                "writable folder or fsspec URL with ZENML_BRIDGE_ARTIFACT_ROOT or the stack's "
+                "artifact_root (`zenml-bridge stack register`)."
+            )
+
+    def folder(self, pipeline: str, run_id: str, step: str, output: str) -> str:
+        parts = (path_part(pipeline), path_part(run_id), step, output)
+        if self.local:
+            return os.path.join(self.base, *parts)
+        return "/".join((self.base.rstrip("/"), *parts))
+
+    def write(
+        self,
+        pipeline: str,
+        run_id: str,
+        step: str,
+        output: str,
+        save: Callable[[str, Any], None],
+    ) -> tuple[str, str, int]:
+        """Write one artifact with ``save(folder, fs)``; returns ``(uri, sha256, size)``."""
+        final = self.folder(pipeline, run_id, step, output)
+        if self.local:
+            return self._write_local(final, output, save)
+        return self._write_remote(final, output, save)
+
+    def _write_local(
+        self, final: str, output: str, save: Callable[[str, Any], None]
+    ) -> tuple[str, str, int]:
+        parent = os.path.dirname(final)
+        prefix = f".{output}.tmp-"
+        temp = os.path.join(parent, prefix + secrets.token_hex(6))
+        try:
+            os.makedirs(temp)
+        except OSError as exc:
+            raise BridgeError(
+                f"Cannot write the artifact folder {final} ({exc.strerror}). Check that the "
+                f"artifact root {self.base} is writable, or choose another with "
+                "ZENML_BRIDGE_ARTIFACT_ROOT."
+            ) from None
+        try:
+            save(temp, self.fs)
+            digest, size = _hash_local(temp)
+            try:
+                os.rename(temp, final)
+            except OSError:
+                # A folder left by an earlier attempt that was never recorded: replace it.
+                shutil.rmtree(final, ignore_errors=True)
+                os.rename(temp, final)
+        except BaseException:
+            shutil.rmtree(temp, ignore_errors=True)
+            raise
+        for name in os.listdir(parent):
+            if name.startswith(prefix):  # left by a killed writer
+                shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+        return final, digest, size
+
+    def _write_remote(
+        self, final: str, output: str, save: Callable[[str, Any], None]
+    ) -> tuple[str, str, int]:
+        fs = self.fs
+        parent = final.rsplit("/", 1)[0]
+        temp = f"{parent}/.{output}.tmp-{secrets.token_hex(6)}"
+        fs.makedirs(temp, exist_ok=True)
+        try:
+            save(temp, fs)
+            digest, size = _hash_fs(fs, temp)
+            if fs.exists(final):
+                fs.rm(final, recursive=True)
+            # Object stores have no atomic folder rename; readers check the recorded hash.
+            fs.mv(temp, final, recursive=True)
+        except BaseException:
+            if fs.exists(temp):
+                fs.rm(temp, recursive=True)
+            raise
+        return _unstrip(fs, final), digest, size
+
+    def read(self, uri: str, sha256: str, load: Callable[[str, Any], T]) -> T:
+        """Verify the artifact's content hash, then ``load(folder, fs)`` it."""
+        actual = self.content_hash(uri)
+        if actual != sha256:
+            raise BridgeError(
+                f"The artifact at {uri} is corrupted: its content sha256 is {actual}, but "
+                f"{sha256} was recorded when it was written. It was changed after writing; "
+                "re-run the step that produced it with --no-cache."
+            )
+        if _is_local(uri):
+            return load(_strip_file(uri), self.fs if self.local else filesystem_for("file://"))
+        fs, path = _url_to_fs(uri)
+        return load(path, fs)
+
+    def content_hash(self, uri: str) -> str:
+        """sha256 of an artifact folder; a BridgeError when it does not exist."""
+        if _is_local(uri):
+            path = _strip_file(uri)
+            if not os.path.isdir(path):
+                raise _missing(uri)
+            return _hash_local(path)[0]
+        fs, path = _url_to_fs(uri)
+        if not fs.exists(path):
+            raise _missing(uri)
+        return _hash_fs(fs, path)[0]
+
+
+def _missing(uri: str) -> BridgeError:
+    return BridgeError(
+        f"The artifact at {uri} does not exist (deleted, or the artifact root moved). Re-run the "
+        "step that produced it with --no-cache."
+    )
+
+
+def _hash_local(folder: str) -> tuple[str, int]:
+    files: list[tuple[str, str]] = []
+    for dirpath, _dirs, names in os.walk(folder):
+        for name in names:
+            full = os.path.join(dirpath, name)
+            files.append((os.path.relpath(full, folder).replace(os.sep, "/"), full))
+    files.sort()
+    digest = hashlib.sha256()
+    total = 0
+    for rel, full in files:
+        with open(full, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            digest.update(f"{rel}\0{size}\0".encode())
+            if size <= _CHUNK:
+                digest.update(handle.read())
+            else:
+                hashlib_file(handle, digest)
+        total += size
+    return digest.hexdigest(), total
+
+
+def hashlib_file(handle: Any, digest: Any) -> None:
+    buffer = bytearray(_CHUNK)
+    view = memoryview(buffer)
+    while n := handle.readinto(buffer):
+        digest.update(view[:n])
+
+
+def _hash_fs(fs: Any, folder: str) -> tuple[str, int]:
+    folder = fs._strip_protocol(folder).rstrip("/")
+    digest = hashlib.sha256()
+    total = 0
+    for full in sorted(fs.find(folder)):
+        rel = full[len(folder) + 1 :]
+        data = fs.cat_file(full)
+        digest.update(f"{rel}\0{len(data)}\0".encode())
+        digest.update(data)
+        total += len(data)
+    return digest.hexdigest(), total
+
+
+def filesystem_for(url: str) -> Any:
+    """The fsspec filesystem for a URL or local path."""
+    if _is_local(url):
+        from fsspec.implementations.local import LocalFileSystem
+
+        return LocalFileSystem()
+    return _url_to_fs(url)[0]
+
+
+def _url_to_fs(url: str) -> tuple[Any, str]:
+    import fsspec
+
+    try:
+        return fsspec.core.url_to_fs(url)  # type: ignore[no-any-return]
+    except (ImportError, ValueError) as exc:
+        raise BridgeError(
+            f"The artifact URL {url} needs an fsspec filesystem that is not available ({exc}). "
+            "Install the fsspec plugin for its protocol (e.g. s3fs for s3://, gcsfs for gs://)."
+        ) from None
+
+
+def _unstrip(fs: Any, path: str) -> str:
+    protocol = fs.protocol[0] if isinstance(fs.protocol, tuple | list) else fs.protocol
+    return path if "://" in path else f"{protocol}://{path}"

@@ -1,0 +1,456 @@
+"""The metadata store: runs, step runs, artifacts, lineage and cache entries on SQLAlchemy Core.
+
+SQLite (the embedded default) runs in WAL mode with a busy timeout, write transactions start
+with ``BEGIN IMMEDIATE`` (so two writers never deadlock on a lock upgrade) and reads run as
+single autocommit statements. PostgreSQL (``postgresql://``, driver psycopg) and MySQL/MariaDB
+(``mysql://``/``mariadb://``, driver PyMySQL) work from the same code. A step is recorded in one
+transaction of at most four statements.
+
+Example:
+    >>> store = MetadataStore("sqlite:////tmp/zb/metadata.db")   # doctest: +SKIP
+    >>> store.list_runs(limit=5)                                 # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+
+from zenml_bridge.errors import BridgeError, did_you_mean
+from zenml_bridge.stores.connect import (
+    connection_error,
+    create_engine,
+    describe_url,
+    is_transient,
+)
+from zenml_bridge.stores.schema import MIGRATIONS, SCHEMA_VERSION, Tables, tables
+
+T = TypeVar("T")
+Row = dict[str, Any]
+
+_JSON_COLUMNS = {"parameters", "links", "outputs", "metadata", "metrics"}
+_ENGINES: dict[str, sa.Engine] = {}
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _row(row: Any) -> Row:
+    data = dict(row._mapping)
+    for key in _JSON_COLUMNS.intersection(data):
+        if isinstance(data[key], str):
+            data[key] = json.loads(data[key])
+    return data
+
+
+class MetadataStore:
+    """Records of runs in a SQL database given by a SQLAlchemy URL.
+
+    Args:
+        url: ``sqlite:///path/metadata.db``, ``postgresql://user@host:5432/db``,
+            ``mysql://root@host:3306/db`` (``mariadb://`` too).
+        table_prefix: prefix of every table name (several stores may share a database).
+    """
+
+    def __init__(self, url: str, *, table_prefix: str = "zb_") -> None:
+        self.url = url
+        self.table_prefix = table_prefix
+        self.t: Tables = tables(table_prefix)
+        engine = _ENGINES.get(url)
+        if engine is None:
+            engine = _ENGINES[url] = create_engine(url)
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self._known_versions: set[str] = set()
+        try:
+            self._ensure_schema()
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            if is_transient(exc):
+                raise
+            raise connection_error(url, exc) from None
+        self._stmts = self._statements()
+
+    def __repr__(self) -> str:
+        return f"MetadataStore({describe_url(self.url)!r})"
+
+    # -- transactions ---------------------------------------------------------------------------
+
+    @contextmanager
+    def _read(self) -> Iterator[sa.Connection]:
+        with self.engine.connect().execution_options(zb_read=True) as conn:
+            yield conn
+
+    def _write(self, work: Callable[[sa.Connection], T]) -> T:
+        """Run ``work`` in one write transaction, retrying when the database is busy."""
+        delay = 0.01
+        for attempt in range(12):
+            try:
+                with self.engine.begin() as conn:
+                    return work(conn)
+            except sa.exc.DBAPIError as exc:
+                if attempt == 11 or not is_transient(exc):
+                    raise
+            time.sleep(delay * (1 + random.random()))
+            delay = min(delay * 2, 1.0)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _ensure_schema(self) -> None:
+        version = self._schema_version()
+        if version == SCHEMA_VERSION:
+            return
+        if version is not None and version > SCHEMA_VERSION:
+            raise BridgeError(
+                f"The metadata store {describe_url(self.url)} has schema version {version}; this "
+                f"zenml-bridge knows up to {SCHEMA_VERSION}. Upgrade zenml-bridge."
+            )
+        self._write(self._migrate)
+
+    def _schema_version(self) -> int | None:
+        table = self.t.schema_version
+        try:
+            with self._read() as conn:
+                return conn.execute(sa.select(table.c.version).where(table.c.id == 1)).scalar()
+        except sa.exc.ProgrammingError:
+            return None  # PostgreSQL / MySQL: no such table yet
+        except sa.exc.OperationalError as exc:
+            if "no such table" in str(exc):
+                return None
+            raise
+
+    def _migrate(self, conn: sa.Connection) -> None:
+        lock = _lock_name(self.table_prefix)
+        if self.dialect == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:n))"), {"n": lock})
+        elif self.dialect in ("mysql", "mariadb"):
+            conn.execute(sa.text("SELECT GET_LOCK(:n, 60)"), {"n": lock})
+        try:
+            self.t.schema_version.create(conn, checkfirst=True)
+            table = self.t.schema_version
+            current = conn.execute(sa.select(table.c.version).where(table.c.id == 1)).scalar()
+            for version in range((current or 0) + 1, SCHEMA_VERSION + 1):
+                MIGRATIONS[version](conn, self.t)
+            values = {"version": SCHEMA_VERSION, "applied_at": time.time()}
+            if current is None:
+                conn.execute(table.insert().values(id=1, **values))
+            elif current != SCHEMA_VERSION:
+                conn.execute(table.update().where(table.c.id == 1).values(**values))
+        finally:
+            if self.dialect in ("mysql", "mariadb"):
+                conn.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": lock})
+
+    def _insert(self, table: sa.Table, keys: Sequence[str] = (), update: Sequence[str] = ()) -> Any:
+        """INSERT that ignores (no ``update``) or overwrites (``update``) an existing key."""
+        if self.dialect in ("sqlite", "postgresql"):
+            if self.dialect == "sqlite":
+                from sqlalchemy.dialects.sqlite import insert
+            else:
+                from sqlalchemy.dialects.postgresql import insert
+            stmt = insert(table)
+            if not update:
+                return stmt.on_conflict_do_nothing()
+            return stmt.on_conflict_do_update(
+                index_elements=list(keys), set_={c: stmt.excluded[c] for c in update}
+            )
+        from sqlalchemy.dialects.mysql import insert as mysql_insert
+
+        if not update:
+            return sa.insert(table).prefix_with("IGNORE")
+        stmt = mysql_insert(table)
+        return stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in update})
+
+    def _statements(self) -> dict[str, Any]:
+        t = self.t
+        step_cols = [c.name for c in t.step_runs.c if c.name not in ("run_id", "step")]
+        art_cols = [c.name for c in t.artifacts.c if c.name != "artifact_id"]
+        return {
+            "pipeline": self._insert(t.pipelines),
+            "version": self._insert(t.pipeline_versions),
+            "run": self._insert(t.runs),
+            "step": self._insert(t.step_runs, ("run_id", "step"), step_cols),
+            "artifact": self._insert(t.artifacts, ("artifact_id",), art_cols),
+            "consumer": self._insert(t.consumers),
+            "cache": self._insert(t.cache),
+            "cache_get": sa.select(t.cache.c.outputs).where(
+                t.cache.c.cache_key == sa.bindparam("k")
+            ),
+        }
+
+    # -- runs -----------------------------------------------------------------------------------
+
+    def begin_run(
+        self,
+        *,
+        run_id: str,
+        pipeline: str,
+        ir_sha256: str,
+        ir_json: Callable[[], str],
+        parameters: Mapping[str, Any],
+        git_sha: str | None = None,
+        git_dirty: bool | None = None,
+        code_archive_sha256: str | None = None,
+        backend: str = "local",
+        links: Mapping[str, str] | None = None,
+    ) -> None:
+        """Record a run as ``running`` (idempotent: a second call for the same id is a no-op)."""
+        now = time.time()
+        known = ir_sha256 in self._known_versions
+
+        def work(conn: sa.Connection) -> None:
+            if not known:
+                conn.execute(self._stmts["pipeline"], {"name": pipeline, "created_at": now})
+                row = {"ir_sha256": ir_sha256, "pipeline": pipeline, "created_at": now}
+                conn.execute(self._stmts["version"], {**row, "ir_json": ir_json()})
+            conn.execute(
+                self._stmts["run"],
+                {
+                    "run_id": run_id,
+                    "pipeline": pipeline,
+                    "ir_sha256": ir_sha256,
+                    "status": "running",
+                    "parameters": _dumps(dict(parameters)),
+                    "git_sha": git_sha,
+                    "git_dirty": git_dirty,
+                    "code_archive_sha256": code_archive_sha256,
+                    "links": _dumps(dict(links or {})),
+                    "backend": backend,
+                    "started_at": now,
+                    "ended_at": None,
+                },
+            )
+
+        self._write(work)
+        self._known_versions.add(ir_sha256)
+
+    def update_run(self, run_id: str, **values: Any) -> None:
+        """Set columns of a run (``links`` and ``parameters`` are given as mappings)."""
+        for key in _JSON_COLUMNS.intersection(values):
+            values[key] = _dumps(values[key])
+        runs = self.t.runs
+        self._write(lambda c: c.execute(runs.update().where(runs.c.run_id == run_id), values))
+
+    def finish_run(self, run_id: str, status: str, **values: Any) -> None:
+        """Mark a run ``completed`` or ``failed`` (and set other columns, e.g. ``git_dirty``)."""
+        self.update_run(run_id, status=status, ended_at=time.time(), **values)
+
+    def complete_run_if_done(self, run_id: str, n_steps: int) -> bool:
+        """Mark the run completed when all ``n_steps`` steps finished; True when this call did.
+
+        Called after the step's own transaction committed, so the process whose step commits
+        last always sees every step finished.
+        """
+        runs, steps = self.t.runs, self.t.step_runs
+        done = (
+            sa.select(sa.func.count())
+            .select_from(steps)
+            .where(steps.c.run_id == run_id, steps.c.status.in_(("completed", "cached")))
+            .scalar_subquery()
+        )
+        if self.dialect in ("mysql", "mariadb"):
+            # MySQL refuses a subquery on the table being updated unless it is materialized.
+            done = sa.select(sa.text("n")).select_from(
+                sa.select(done.label("n")).subquery("d")
+            ).scalar_subquery()
+        stmt = (
+            runs.update()
+            .where(runs.c.run_id == run_id, runs.c.status != "completed", done >= n_steps)
+            .values(status="completed", ended_at=time.time())
+        )
+        return bool(self._write(lambda c: c.execute(stmt).rowcount))
+
+    def get_run(self, run_id: str) -> Row | None:
+        runs = self.t.runs
+        with self._read() as conn:
+            row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).first()
+        return _row(row) if row is not None else None
+
+    def resolve_run(self, ref: str) -> Row:
+        """A run by id, unique id prefix or ``latest``; BridgeError with "did you mean"."""
+        runs = self.t.runs
+        with self._read() as conn:
+            if ref == "latest":
+                row = conn.execute(
+                    sa.select(runs).order_by(runs.c.started_at.desc()).limit(1)
+                ).first()
+                if row is None:
+                    raise BridgeError(
+                        "There are no runs yet in the metadata store "
+                        f"{describe_url(self.url)}. Start one with `zenml-bridge run SRC`."
+                    )
+                return _row(row)
+            row = conn.execute(sa.select(runs).where(runs.c.run_id == ref)).first()
+            if row is None:
+                rows = conn.execute(
+                    sa.select(runs).where(runs.c.run_id.startswith(ref, autoescape=True)).limit(2)
+                ).all()
+                row = rows[0] if len(rows) == 1 else None
+            if row is not None:
+                return _row(row)
+            if len(rows) > 1:
+                raise BridgeError(
+                    f"The run id prefix {ref!r} matches several runs ({rows[0].run_id}, "
+                    f"{rows[1].run_id}, ...). Give more characters of the run id."
+                )
+            recent = conn.execute(
+                sa.select(runs.c.run_id).order_by(runs.c.started_at.desc()).limit(500)
+            ).scalars()
+            ids = list(recent)
+        raise BridgeError(
+            f"There is no run {ref!r} in the metadata store {describe_url(self.url)}."
+            + did_you_mean(ref, ids)
+            + " List runs with `zenml-bridge runs list`."
+        )
+
+    def list_runs(self, limit: int = 20, pipeline: str | None = None) -> list[Row]:
+        runs = self.t.runs
+        query = sa.select(runs).order_by(runs.c.started_at.desc()).limit(limit)
+        if pipeline:
+            query = query.where(runs.c.pipeline == pipeline)
+        with self._read() as conn:
+            return [_row(r) for r in conn.execute(query)]
+
+    def get_ir_json(self, ir_sha256: str) -> str | None:
+        versions = self.t.pipeline_versions
+        query = sa.select(versions.c.ir_json).where(versions.c.ir_sha256 == ir_sha256)
+        with self._read() as conn:
+            return conn.execute(query).scalar()
+
+    # -- steps ----------------------------------------------------------------------------------
+
+    def step_runs(self, run_id: str) -> dict[str, Row]:
+        """Step runs of a run by step name."""
+        steps = self.t.step_runs
+        with self._read() as conn:
+            rows = conn.execute(sa.select(steps).where(steps.c.run_id == run_id))
+            return {row.step: _row(row) for row in rows}
+
+    def lookup_cache(self, cache_key: str) -> dict[str, Any] | None:
+        """The outputs recorded under ``cache_key`` (name -> artifact info), or None."""
+        with self._read() as conn:
+            text = conn.execute(self._stmts["cache_get"], {"k": cache_key}).scalar()
+        return json.loads(text) if text else None
+
+    def record_step(
+        self,
+        *,
+        run_id: str,
+        step: str,
+        status: str,
+        outputs: Mapping[str, Mapping[str, Any]],
+        new_artifacts: Sequence[Mapping[str, Any]] = (),
+        consumed: Sequence[tuple[str, str]] = (),
+        cache_key: str | None = None,
+        write_cache: bool = False,
+        parameters: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, Any] | None = None,
+        error: str | None = None,
+        attempt: int = 1,
+        started_at: float,
+        ended_at: float,
+    ) -> None:
+        """Record a finished step in ONE transaction: the step run, new artifacts, consumed
+        artifacts (lineage) and its cache entry."""
+        outputs_json = _dumps(dict(outputs))
+        step_row = {
+            "run_id": run_id,
+            "step": step,
+            "status": status,
+            "cache_key": cache_key,
+            "outputs": outputs_json,
+            "parameters": _dumps(dict(parameters or {})),
+            "metadata": _dumps(dict(metadata or {})),
+            "metrics": _dumps(dict(metrics or {})),
+            "error": error,
+            "attempt": attempt,
+            "started_at": started_at,
+            "ended_at": ended_at,
+        }
+        consumer_rows = [
+            {"artifact_id": a, "run_id": run_id, "step": step, "input": name}
+            for a, name in consumed
+        ]
+        stmts = self._stmts
+
+        def work(conn: sa.Connection) -> None:
+            conn.execute(stmts["step"], step_row)
+            if new_artifacts:
+                conn.execute(stmts["artifact"], list(new_artifacts))
+            if consumer_rows:
+                conn.execute(stmts["consumer"], consumer_rows)
+            if write_cache and cache_key:
+                conn.execute(
+                    stmts["cache"],
+                    {
+                        "cache_key": cache_key,
+                        "run_id": run_id,
+                        "step": step,
+                        "outputs": outputs_json,
+                        "created_at": ended_at,
+                    },
+                )
+
+        self._write(work)
+
+    # -- artifacts ------------------------------------------------------------------------------
+
+    def list_artifacts(self, limit: int = 50, run_id: str | None = None) -> list[Row]:
+        arts = self.t.artifacts
+        query = sa.select(arts).order_by(arts.c.created_at.desc()).limit(limit)
+        if run_id:
+            query = query.where(arts.c.run_id == run_id)
+        with self._read() as conn:
+            return [_row(r) for r in conn.execute(query)]
+
+    def resolve_artifact(self, ref: str) -> Row:
+        """An artifact by id or unique id prefix; BridgeError with "did you mean"."""
+        arts = self.t.artifacts
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(arts).where(arts.c.artifact_id.startswith(ref, autoescape=True)).limit(2)
+            ).all()
+            exact = [r for r in rows if r.artifact_id == ref]
+            if exact or len(rows) == 1:
+                return _row((exact or rows)[0])
+            ids = list(
+                conn.execute(
+                    sa.select(arts.c.artifact_id).order_by(arts.c.created_at.desc()).limit(1000)
+                ).scalars()
+            )
+        ambiguous = " The prefix matches several; give more characters." if rows else ""
+        raise BridgeError(
+            f"There is no artifact {ref!r} in the metadata store {describe_url(self.url)}."
+            + ambiguous
+            + did_you_mean(ref, ids)
+            + " List artifacts with `zenml-bridge artifacts list`."
+        )
+
+    def consumers(self, artifact_id: str) -> list[Row]:
+        """Step runs that read the artifact: run id, step, input name."""
+        cons = self.t.consumers
+        query = (
+            sa.select(cons)
+            .where(cons.c.artifact_id == artifact_id)
+            .order_by(cons.c.run_id, cons.c.step)
+        )
+        with self._read() as conn:
+            return [_row(r) for r in conn.execute(query)]
+
+    def cache_entries(self) -> int:
+        with self._read() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(self.t.cache)).scalar())
+
+    def drop_tables(self) -> None:
+        """Drop every table of this store (tests and `stack` clean-up)."""
+        with self.engine.begin() as conn:
+            self.t.metadata.drop_all(conn)
+
+
+def _lock_name(prefix: str) -> str:
+    return f"zenml_bridge_migrate_{prefix}"

@@ -1,0 +1,153 @@
+"""Tables of the metadata store and their versioned migrations (SQLAlchemy Core).
+
+Every table name carries a prefix (``zb_`` by default) so that a store can share a database with
+other applications, and tests can give each case its own tables. Migrations are numbered
+functions; :data:`SCHEMA_VERSION` is the newest. A store records its version in
+``<prefix>schema_version`` and applies the missing migrations in order, under a lock, when it is
+first opened by a newer zenml-bridge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+
+SCHEMA_VERSION = 1
+
+# Long JSON documents (an IR of 1,000 steps) exceed MySQL's 64 KiB TEXT.
+LongText = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+Id = sa.String(255)
+Name = sa.String(128)
+Sha = sa.String(64)
+
+
+@dataclass(frozen=True)
+class Tables:
+    """The tables of one store (one table prefix)."""
+
+    metadata: sa.MetaData
+    schema_version: sa.Table
+    pipelines: sa.Table
+    pipeline_versions: sa.Table
+    runs: sa.Table
+    step_runs: sa.Table
+    artifacts: sa.Table
+    consumers: sa.Table
+    cache: sa.Table
+
+
+@cache
+def tables(prefix: str = "zb_") -> Tables:
+    """The table definitions for ``prefix`` (built once per prefix)."""
+    md = sa.MetaData()
+    p = prefix
+    return Tables(
+        metadata=md,
+        schema_version=sa.Table(
+            f"{p}schema_version",
+            md,
+            sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+            sa.Column("version", sa.Integer, nullable=False),
+            sa.Column("applied_at", sa.Double, nullable=False),
+        ),
+        pipelines=sa.Table(
+            f"{p}pipelines",
+            md,
+            sa.Column("name", Name, primary_key=True),
+            sa.Column("created_at", sa.Double, nullable=False),
+        ),
+        pipeline_versions=sa.Table(
+            f"{p}pipeline_versions",
+            md,
+            sa.Column("ir_sha256", Sha, primary_key=True),
+            sa.Column("pipeline", Name, nullable=False, index=True),
+            sa.Column("ir_json", LongText, nullable=False),
+            sa.Column("created_at", sa.Double, nullable=False),
+        ),
+        runs=sa.Table(
+            f"{p}runs",
+            md,
+            sa.Column("run_id", Id, primary_key=True),
+            sa.Column("pipeline", Name, nullable=False, index=True),
+            sa.Column("ir_sha256", Sha, nullable=False),
+            sa.Column("status", sa.String(16), nullable=False),
+            sa.Column("parameters", LongText, nullable=False),
+            sa.Column("git_sha", sa.String(64)),
+            sa.Column("git_dirty", sa.Boolean),
+            sa.Column("code_archive_sha256", Sha),
+            sa.Column("links", LongText, nullable=False),
+            sa.Column("backend", sa.String(32), nullable=False),
+            sa.Column("started_at", sa.Double, nullable=False, index=True),
+            sa.Column("ended_at", sa.Double),
+        ),
+        step_runs=sa.Table(
+            f"{p}step_runs",
+            md,
+            sa.Column("run_id", Id, primary_key=True),
+            sa.Column("step", Name, primary_key=True),
+            sa.Column("status", sa.String(16), nullable=False),
+            sa.Column("cache_key", Sha),
+            # output name -> {id, uri, sha256, materializer, version}: one read resolves inputs.
+            sa.Column("outputs", LongText, nullable=False),
+            sa.Column("parameters", LongText, nullable=False),
+            sa.Column("metadata", LongText, nullable=False),
+            sa.Column("metrics", LongText, nullable=False),
+            sa.Column("error", LongText),
+            sa.Column("attempt", sa.Integer, nullable=False),
+            sa.Column("started_at", sa.Double, nullable=False),
+            sa.Column("ended_at", sa.Double, nullable=False),
+        ),
+        artifacts=sa.Table(
+            f"{p}artifacts",
+            md,
+            sa.Column("artifact_id", sa.String(64), primary_key=True),
+            sa.Column("run_id", Id, nullable=False, index=True),
+            sa.Column("step", Name, nullable=False),
+            sa.Column("output", Name, nullable=False),
+            sa.Column("uri", sa.String(1024), nullable=False),
+            sa.Column("content_sha256", Sha, nullable=False),
+            sa.Column("materializer", sa.String(255), nullable=False),
+            sa.Column("materializer_version", sa.String(32), nullable=False),
+            sa.Column("type_name", sa.String(255), nullable=False),
+            sa.Column("size", sa.BigInteger, nullable=False),
+            sa.Column("created_at", sa.Double, nullable=False, index=True),
+        ),
+        consumers=sa.Table(
+            f"{p}consumers",
+            md,
+            sa.Column("artifact_id", sa.String(64), primary_key=True),
+            sa.Column("run_id", Id, primary_key=True),
+            sa.Column("step", Name, primary_key=True),
+            sa.Column("input", Name, primary_key=True),
+        ),
+        cache=sa.Table(
+            f"{p}cache",
+            md,
+            sa.Column("cache_key", Sha, primary_key=True),
+            sa.Column("run_id", Id, nullable=False),
+            sa.Column("step", Name, nullable=False),
+            sa.Column("outputs", LongText, nullable=False),
+            sa.Column("created_at", sa.Double, nullable=False),
+        ),
+    )
+
+
+def _v1(conn: sa.Connection, t: Tables) -> None:
+    for table in (
+        t.pipelines,
+        t.pipeline_versions,
+        t.runs,
+        t.step_runs,
+        t.artifacts,
+        t.consumers,
+        t.cache,
+    ):
+        table.create(conn, checkfirst=True)
+
+
+#: version -> migration; each brings the schema from version-1 to version.
+MIGRATIONS: dict[int, Callable[[sa.Connection, Tables], None]] = {1: _v1}
