@@ -95,7 +95,9 @@ def read_yaml(path: Path, what: str) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise BridgeError(f"The {what} {path} must hold a mapping of keys, not {type(data).__name__}.")
+        raise BridgeError(
+            f"The {what} {path} must hold a mapping of keys, not {type(data).__name__}."
+        )
     return data
 
 

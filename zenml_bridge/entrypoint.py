@@ -155,13 +155,13 @@ def run_step_command(args: argparse.Namespace) -> int:
     upstream: dict[str, Any] = {}
     for name in step.upstream:
         state = states.get(name)
-        if (state is None or state["status"] not in ("completed", "cached")) and (
-            args.kfp_executor_input
+        missing = state is None or state["status"] not in ("completed", "cached")
+        if (missing and args.kfp_executor_input) and (
+            name in kfp_upstream or not any(r.step == name for r in step.inputs)
         ):
             # KFP ran the upstream task before this one; it may have come from KFP's cache.
-            if name in kfp_upstream or not any(r.step == name for r in step.inputs):
-                upstream[name] = kfp_upstream.get(name, {})
-                continue
+            upstream[name] = kfp_upstream.get(name, {})
+            continue
         if state is None or state["status"] not in ("completed", "cached"):
             status = state["status"] if state else "not run"
             raise BridgeError(
@@ -206,9 +206,9 @@ def run_step_command(args: argparse.Namespace) -> int:
             raise result.error
         return 1
     print(f"step '{step.name}' of run {args.run_id} {result.status} ({result.duration_s:.2f}s)")
-    if store.complete_run_if_done(args.run_id, len(pipeline.steps)):
-        if stack.tracker is not None and run_info is not None:
-            stack.tracker.call("on_run_end", run_info, "completed")
+    done = store.complete_run_if_done(args.run_id, len(pipeline.steps))
+    if done and stack.tracker is not None and run_info is not None:
+        stack.tracker.call("on_run_end", run_info, "completed")
     _kfp_outputs(args.kfp_executor_input, result)
     return 0
 

@@ -55,11 +55,11 @@ def render(task: Any, dag: Any) -> dict[str, Any]:
 
 
 def schedule_of(dag: Any) -> str | None:
-    """The DAG's schedule as given (Airflow 3 keeps it; Airflow 2 keeps its timetable)."""
+    """The DAG's schedule as given (Airflow 2 keeps it as ``schedule_interval``)."""
     if "schedule" in vars(dag) or hasattr(type(dag), "schedule"):
         value = dag.schedule
     else:
-        value = dag.timetable.summary
+        value = vars(dag).get("schedule_interval")
     return None if value in (None, "None") else str(value)
 
 
@@ -91,8 +91,10 @@ def describe(folder: str, with_render: bool) -> dict[str, Any]:
             "tags": sorted(dag.tags),
             "tasks": tasks,
         }
+    warnings = getattr(bag, "captured_warnings", {}) or {}
     return {
         "import_errors": {str(k): str(v) for k, v in bag.import_errors.items()},
+        "warnings": {str(k): [str(w) for w in v] for k, v in warnings.items()},
         "dags": dags,
         "seconds": seconds,
     }

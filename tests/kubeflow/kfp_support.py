@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 GOLDEN_DIR = Path(__file__).resolve().parents[1] / "golden"
-if str(GOLDEN_DIR) not in sys.path:
-    sys.path.insert(0, str(GOLDEN_DIR))
 
 #: Fixed worker-side locations so that golden files do not depend on the machine.
 IR_URI = "s3://zenml-bridge/ir/{sha}.json"

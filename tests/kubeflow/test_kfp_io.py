@@ -141,8 +141,8 @@ def test_local_paths_of_kfp_uris(uri: str, path: str) -> None:
 def test_lightweight_function_has_kfp_artifacts_in_its_signature(tmp_path: Path) -> None:
     listed = {"artifacts": [{"name": "x", "uri": "/kfp/x", "metadata": {}}]}
     data = _executor_input(tmp_path, artifacts={"values": listed})
-    argv = ["executor_main", "--executor_input", json.dumps(data), "--function_to_execute",
-            "zenml_bridge_step", kfp_io.LIGHTWEIGHT_ARGV_FLAG, json.dumps(["--step", "use"])]  # fmt: skip
+    argv = ["executor_main", "--executor_input", json.dumps(data),
+            kfp_io.LIGHTWEIGHT_ARGV_FLAG, json.dumps(["--step", "use"])]  # fmt: skip
     func = kfp_io.lightweight_function(argv)
     parameters = inspect.signature(func).parameters
     assert list(parameters) == ["result"]

@@ -1,4 +1,4 @@
-"""The Kubeflow compiler: golden YAML, strict parsing by the real kfp, and what each setting maps to."""
+"""The Kubeflow compiler: golden YAML, strict parsing by real kfp, what each setting maps to."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from kfp_support import GOLDEN_DIR, options
 from golden_support import SHAPES, check_golden, shape_pipeline
 from google.protobuf import json_format
 from kfp import components
 from kfp.kubernetes import kubernetes_executor_config_pb2
 from kfp.pipeline_spec import pipeline_spec_pb2
+from kfp_support import GOLDEN_DIR, options
 
 from zenml_bridge import ir
 from zenml_bridge.compilers import get_compiler
@@ -44,7 +44,9 @@ def strict_parse(text: str) -> pipeline_spec_pb2.PipelineSpec:
     for executor in docs[0]["deploymentSpec"]["executors"].values():
         json_format.ParseDict(executor, executor_spec(), ignore_unknown_fields=False)
     if len(docs) > 1:
-        json_format.ParseDict(docs[1], pipeline_spec_pb2.PlatformSpec(), ignore_unknown_fields=False)
+        json_format.ParseDict(
+            docs[1], pipeline_spec_pb2.PlatformSpec(), ignore_unknown_fields=False
+        )
         k8s = docs[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
         for config in k8s.values():
             json_format.ParseDict(
@@ -108,11 +110,19 @@ def test_parameters_become_typed_root_inputs_and_p_overrides_defaults(tmp_path: 
     text = compile_text(pipeline, tmp_path, parameters={"rows": 500, "label": "x\ny: 'z'"})
     spec = documents(text)[0]
     root = spec["root"]["inputDefinitions"]["parameters"]
-    assert root["rows"] == {"parameterType": "NUMBER_INTEGER", "defaultValue": 500, "isOptional": True}
+    assert root["rows"] == {
+        "parameterType": "NUMBER_INTEGER",
+        "defaultValue": 500,
+        "isOptional": True,
+    }
     assert root["label"]["defaultValue"] == "x\ny: 'z'"
     assert root["ratio"]["parameterType"] == "NUMBER_DOUBLE"
     assert root["enabled"] == {"parameterType": "BOOLEAN", "defaultValue": True, "isOptional": True}
-    assert root["weights"] == {"parameterType": "LIST", "defaultValue": [0.5, 0.5], "isOptional": True}
+    assert root["weights"] == {
+        "parameterType": "LIST",
+        "defaultValue": [0.5, 0.5],
+        "isOptional": True,
+    }
     generate = spec["root"]["dag"]["tasks"]["generate"]["inputs"]["parameters"]
     names = [p.name for p in pipeline.parameters]  # every task sees the run's parameters
     assert generate == {p: {"componentInputParameter": p} for p in names}
@@ -184,7 +194,10 @@ def test_kubernetes_settings_go_to_the_platform_spec(tmp_path: Path) -> None:
         "imagePullSecret": [{"secretName": "regcred"}],
     }
     container = spec["deploymentSpec"]["executors"]["exec-load"]["container"]
-    assert container["resources"]["accelerator"] == {"resourceType": "amd.com/gpu", "resourceCount": "2"}
+    assert container["resources"]["accelerator"] == {
+        "resourceType": "amd.com/gpu",
+        "resourceCount": "2",
+    }
     retry = spec["root"]["dag"]["tasks"]["load"]["retryPolicy"]
     assert retry["backoffDuration"] == "1.5s" and retry["backoffMaxDuration"] == "60s"
 
@@ -216,7 +229,9 @@ def test_schedule_is_a_sidecar_with_a_warning_and_an_error_under_strict(tmp_path
 
 def test_container_executor_needs_an_image(tmp_path: Path) -> None:
     pipeline = shape_pipeline("linear").to_ir()
-    with pytest.raises(UnsupportedError, match=re.escape("pass --image IMAGE or set @step(image=...)")):
+    with pytest.raises(
+        UnsupportedError, match=re.escape("pass --image IMAGE or set @step(image=...)")
+    ):
         compile_text(pipeline, tmp_path, image=None)
 
 
@@ -259,7 +274,7 @@ NASTY_TEXT = st.one_of(
     st.sampled_from(
         [
             "",
-            "it's \"quoted\"",
+            'it\'s "quoted"',
             "'''triple''' \"\"\"",
             "back\\slash\\n",
             "line\nbreak\r\n",
@@ -335,7 +350,9 @@ def _hostile_pipeline(
     )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     pipeline_name=NAME,
     step_names=st.lists(NAME, min_size=1, max_size=4, unique_by=ir.k8s_name),
@@ -364,3 +381,47 @@ def test_hostile_names_and_values_give_valid_yaml_and_kubernetes_names(
         assert executor["container"]["env"] == [{"name": "HOSTILE", "value": env}]
     if description:
         assert data["pipelineInfo"]["description"] == description
+
+
+def test_a_wrongly_typed_kubernetes_value_is_a_bridge_error(tmp_path: Path) -> None:
+    pipeline = _with_kubernetes(
+        shape_pipeline("linear").to_ir(),
+        {"tolerations": [{"key": "gpu", "toleration_seconds": "soon"}]},
+    )
+    with pytest.raises(ir.BridgeError, match=re.escape("Kubernetes settings of exec-load")):
+        compile_text(pipeline, tmp_path)
+    assert not (tmp_path / "out.yaml").exists()
+
+
+def test_cli_compiles_and_strict_refuses_the_schedule(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "ZENML_BRIDGE_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
+        "ZENML_BRIDGE_METADATA_URL": f"sqlite:///{tmp_path / 'md.db'}",
+        "ZENML_BRIDGE_HOME": str(tmp_path / "home"),
+    }
+    src = f"{GOLDEN_DIR / 'pipelines' / 'params.py'}:params"
+    base = [sys.executable, "-m", "zenml_bridge", "compile", src, "--target", "kubeflow"]
+    strict = subprocess.run(
+        [*base, "--out", str(tmp_path / "strict.yaml"), "--image", "img", "--strict"],
+        env=env, capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert strict.returncode == 2, strict.stderr
+    assert "a PipelineSpec cannot hold a schedule" in strict.stderr + strict.stdout
+    assert not (tmp_path / "strict.yaml").exists()
+    ok = subprocess.run(
+        [*base, "--out", str(tmp_path / "p.yaml"), "--image", "img", "-p", "rows=9"],
+        env=env, capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    assert "warning: the pipeline, schedule:" in ok.stdout
+    assert f"wrote {tmp_path / 'p.schedule.json'}" in ok.stdout
+    spec = strict_parse((tmp_path / "p.yaml").read_text())
+    assert spec.root.input_definitions.parameters["rows"].default_value.number_value == 9
+    args = list(spec.deployment_spec["executors"]["exec-generate"]["container"]["args"])
+    ir_uri = args[args.index("--ir") + 1]
+    assert Path(ir_uri.removeprefix("file://")).is_file()  # published before compiling

@@ -30,7 +30,7 @@ local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=sys.argv
 pipeline = components.load_component_from_file(sys.argv[1])
 pipeline(**json.loads(sys.argv[3]))
 """
-HOSTILE = "it's \"quoted\" \\ back\nslash: ünï ✓ {{ x }}"
+HOSTILE = 'it\'s "quoted" \\ back\nslash: ünï ✓ {{ x }}'
 
 
 def _env(tmp_path: Path, name: str) -> dict[str, str]:
@@ -45,7 +45,9 @@ def _env(tmp_path: Path, name: str) -> dict[str, str]:
 
 def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True, timeout=400)
-    assert result.returncode == 0, f"{args[:4]} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    assert (
+        result.returncode == 0
+    ), f"{args[:4]} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
     return result
 
 

@@ -88,6 +88,18 @@ def test_cycles_fall_through() -> None:
         select(loop)
 
 
+def test_deep_nesting_falls_through(rt: Any) -> None:
+    deep: list[Any] = []
+    for _ in range(300):
+        deep = [deep]
+    with pytest.raises(BridgeError, match=re.escape("is nested deeper than 200 levels")):
+        select(deep)
+    fine: list[Any] = []
+    for _ in range(150):
+        fine = [fine]
+    assert rt(fine) == fine
+
+
 def test_tuple_is_stored_with_pickle_when_allowed(rt: Any) -> None:
     assert rt((1, "a", (2.5,)), allow_pickle=True) == (1, "a", (2.5,))
     assert rt.last_name == "builtins.pickle"

@@ -22,6 +22,9 @@ def assert_same(back: pd.DataFrame, df: pd.DataFrame) -> None:
     assert type(back.index) is type(df.index) and back.index.names == df.index.names
     assert type(back.columns) is type(df.columns)
     assert back.attrs == df.attrs
+    for label in df.columns[[pd.api.types.is_object_dtype(t) for t in df.dtypes]]:
+        # None stays None and NaN stays NaN (assert_frame_equal treats them as equal).
+        assert [type(v) for v in back[label]] == [type(v) for v in df[label]], label
 
 
 def rich_frame() -> pd.DataFrame:
@@ -44,6 +47,9 @@ def rich_frame() -> pd.DataFrame:
             "f32": np.array([0.1, 0.2, 0.3, 0.4], dtype="float32"),
             "period": pd.period_range("2024-01", periods=4, freq="M"),
             "blob": [b"\x00", b"x", None, b""],
+            "from_csv": ["a", np.nan, "b", np.nan],  # read_csv marks missing strings with NaN
+            "obj_bool": pd.Series([True, False, True, False], dtype=object),
+            "obj_nan": pd.Series([np.nan] * 4, dtype=object),
         },
         index=pd.Index([30, 10, 20, 10], name="row id"),
     )
@@ -139,6 +145,10 @@ def test_same_frame_same_bytes(rt: Any) -> None:
         (pd.DataFrame({"c": [1 + 2j]}), "column 'c' holds complex numbers"),
         (pd.DataFrame({"m": [1, "x"]}), "column 'm' is an object column holding mixed-integer"),
         (pd.DataFrame({"l": [[1, 2], [3]]}), "column 'l' is an object column holding mixed"),
+        (
+            pd.DataFrame({"n": ["a", None, np.nan]}),
+            "column 'n' marks missing values with NaN and None; Arrow keeps one kind",
+        ),
     ],
 )
 def test_frames_arrow_would_change_fall_through(rt: Any, df: pd.DataFrame, reason: str) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent / "stores"))
 
-from zb_services import (  # noqa: E402,F401
+from zb_services import (  # noqa: F401
     mariadb_url,
     metadata_url,
     postgres_url,

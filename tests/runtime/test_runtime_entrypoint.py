@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 import zb_pipes
+
 from zenml_bridge import ir
 from zenml_bridge.runtime import load_run, run_pipeline
 
@@ -34,9 +34,26 @@ def run_step(
     ir_path: str, sha: str, step: str, run_id: str, params: str = "{}", **kw
 ) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
     return subprocess.run(
-        [sys.executable, "-m", "zenml_bridge.entrypoint", "run-step", "--ir", ir_path,
-         "--ir-sha256", sha, "--step", step, "--run-id", run_id, "--params-json", params],
-        env=child_env(kw.get("env")), capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "zenml_bridge.entrypoint",
+            "run-step",
+            "--ir",
+            ir_path,
+            "--ir-sha256",
+            sha,
+            "--step",
+            step,
+            "--run-id",
+            run_id,
+            "--params-json",
+            params,
+        ],
+        env=child_env(kw.get("env")),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -60,7 +77,9 @@ def test_whole_pipeline_through_the_entrypoint_matches_in_process(
     assert via_entrypoint.steps["report"].outputs["output"].load() == {"value": 32, "count": 6}
 
 
-def test_entrypoint_is_idempotent_per_run_and_step(tmp_path: Path, stores_env: dict[str, str]) -> None:
+def test_entrypoint_is_idempotent_per_run_and_step(
+    tmp_path: Path, stores_env: dict[str, str]
+) -> None:
     calls = tmp_path / "calls.txt"
     ir_path, sha = write_ir(zb_pipes.heads, tmp_path)
     env = {"ZB_TEST_CALLS": str(calls)}
@@ -98,7 +117,9 @@ def test_user_errors_exit_2(tmp_path: Path, stores_env: dict[str, str]) -> None:
 
 
 @pytest.mark.slow
-def test_entrypoint_on_postgresql(tmp_path: Path, stores_env: dict[str, str], postgres_url: str) -> None:
+def test_entrypoint_on_postgresql(
+    tmp_path: Path, stores_env: dict[str, str], postgres_url: str
+) -> None:
     ir_path, sha = write_ir(zb_pipes.heads, tmp_path)
     env = {"ZENML_BRIDGE_METADATA_URL": postgres_url}
     for step in ("load", "head", "total"):

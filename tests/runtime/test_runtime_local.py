@@ -9,8 +9,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 import zb_pipes
+
 from zenml_bridge import get_step_context
 from zenml_bridge.errors import BridgeError
 from zenml_bridge.runtime import RunFailed, load_run, run_pipeline
@@ -64,7 +64,10 @@ def test_parameter_change_reruns_exactly_the_affected_steps(calls) -> None:  # t
     run = zb_pipes.chain(rows=4, offset=1)
     assert calls() == ["total", "report"]
     assert {n: s.status for n, s in run.steps.items()} == {
-        "load": "cached", "double": "cached", "total": "completed", "report": "completed"
+        "load": "cached",
+        "double": "cached",
+        "total": "completed",
+        "report": "completed",
     }
 
 
@@ -130,7 +133,9 @@ def test_code_change_reruns_the_changed_step_and_downstream(
     assert {s.status for s in again.steps.values()} == {"cached"}
     changed = run_version("+ 100")  # another length: no stale .pyc
     assert {n: s.status for n, s in changed.steps.items()} == {
-        "first": "cached", "second": "completed", "third": "completed"
+        "first": "cached",
+        "second": "completed",
+        "third": "completed",
     }
     assert changed.steps["third"].outputs["output"].load() == 1030
 
@@ -151,7 +156,9 @@ def test_failed_step_raises_records_and_calls_hook(
     assert load_run(run.run_id).status == "failed"
 
 
-def test_success_hook(stores_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_success_hook(
+    stores_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     hook = tmp_path / "hook.txt"
     monkeypatch.setenv("ZB_TEST_HOOK", str(hook))
     zb_pipes.hooked(rows=2)
@@ -187,7 +194,9 @@ def test_step_context_outside_a_step() -> None:
 
 
 def test_unknown_parameter_and_option(stores_env: dict[str, str]) -> None:
-    with pytest.raises(BridgeError, match=re.escape("has no parameter 'rowz'. Did you mean 'rows'?")):
+    with pytest.raises(
+        BridgeError, match=re.escape("has no parameter 'rowz'. Did you mean 'rows'?")
+    ):
         zb_pipes.chain(rowz=3)
     with pytest.raises(BridgeError, match="unknown option 'paralel'"):
         run_pipeline(zb_pipes.chain, {}, paralel=2)
@@ -201,7 +210,7 @@ def test_unwritable_artifact_root_changes_nothing(
     monkeypatch.setenv("ZENML_BRIDGE_ARTIFACT_ROOT", str(blocker / "artifacts"))
     with pytest.raises(BridgeError, match="cannot hold artifacts"):
         zb_pipes.chain(rows=2)
-    assert not Path(stores_env["ZENML_BRIDGE_METADATA_URL"][len("sqlite:///"):]).exists()
+    assert not Path(stores_env["ZENML_BRIDGE_METADATA_URL"][len("sqlite:///") :]).exists()
 
 
 def test_corrupted_upstream_artifact_fails_the_reader(stores_env: dict[str, str]) -> None:

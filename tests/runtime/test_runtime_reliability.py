@@ -39,8 +39,14 @@ def _eight_processes(metadata_url: str, tmp_path: Path) -> None:
     MetadataStore(metadata_url)  # schema first, like `zenml-bridge init`
     env = _env(metadata_url, tmp_path)
     procs = [
-        subprocess.Popen([sys.executable, "-c", SCRIPT, str(i)], env=env, cwd=tmp_path,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", SCRIPT, str(i)],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for i in range(8)
     ]
     outputs = [p.communicate(timeout=300) for p in procs]
@@ -72,6 +78,7 @@ def test_sigkill_mid_write_leaves_no_artifact_and_rerun_uses_cache(
     tmp_path: Path, stores_env: dict[str, str]
 ) -> None:
     import zb_pipes
+
     from zenml_bridge import ir
 
     pipeline_ir = zb_pipes.blobs.to_ir()
@@ -84,10 +91,25 @@ def test_sigkill_mid_write_leaves_no_artifact_and_rerun_uses_cache(
 
     def step(name: str, extra: dict[str, str] | None = None) -> subprocess.Popen[str]:
         return subprocess.Popen(
-            [sys.executable, "-m", "zenml_bridge.entrypoint", "run-step", "--ir", str(ir_path),
-             "--ir-sha256", sha, "--step", name, "--run-id", "killed"],
-            env={**env, **(extra or {})}, cwd=tmp_path, text=True,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            [
+                sys.executable,
+                "-m",
+                "zenml_bridge.entrypoint",
+                "run-step",
+                "--ir",
+                str(ir_path),
+                "--ir-sha256",
+                sha,
+                "--step",
+                name,
+                "--run-id",
+                "killed",
+            ],
+            env={**env, **(extra or {})},
+            cwd=tmp_path,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
 
     assert step("load").wait(timeout=120) == 0
@@ -107,7 +129,11 @@ def test_sigkill_mid_write_leaves_no_artifact_and_rerun_uses_cache(
     calls.write_text("")
     rerun = subprocess.run(
         [sys.executable, "-c", "import zb_pipes; print(zb_pipes.blobs().run_id)"],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert rerun.returncode == 0, rerun.stderr
     assert calls.read_text().split() == ["make_blob", "blob_size"]  # load came from the cache

@@ -31,8 +31,14 @@ def _artifact(art_id: str, run_id: str, step: str, output: str = "output") -> di
 
 
 def _info(art_id: str) -> dict:
-    return {"id": art_id, "uri": "/u", "sha256": "c" * 64, "materializer": "builtins.json",
-            "version": "1", "type": "builtins.list"}
+    return {
+        "id": art_id,
+        "uri": "/u",
+        "sha256": "c" * 64,
+        "materializer": "builtins.json",
+        "version": "1",
+        "type": "builtins.list",
+    }
 
 
 def _begin(store: MetadataStore, run_id: str, ir_json: str = "{}") -> None:
@@ -83,13 +89,28 @@ def test_run_step_artifacts_lineage_and_cache(metadata_url: str) -> None:
     _begin(store, "run-1")
     _begin(store, "run-1")  # idempotent: a second process of the same run
     store.record_step(
-        run_id="run-1", step="load", status="completed", outputs={"output": _info("art1")},
-        new_artifacts=[_artifact("art1", "run-1", "load")], cache_key="k1", write_cache=True,
-        parameters={"rows": 5}, metrics={"acc": 0.5}, started_at=1.0, ended_at=2.0,
+        run_id="run-1",
+        step="load",
+        status="completed",
+        outputs={"output": _info("art1")},
+        new_artifacts=[_artifact("art1", "run-1", "load")],
+        cache_key="k1",
+        write_cache=True,
+        parameters={"rows": 5},
+        metrics={"acc": 0.5},
+        started_at=1.0,
+        ended_at=2.0,
     )
     store.record_step(
-        run_id="run-1", step="train", status="completed", outputs={},
-        consumed=[("art1", "df")], cache_key="k2", write_cache=True, started_at=2.0, ended_at=3.0,
+        run_id="run-1",
+        step="train",
+        status="completed",
+        outputs={},
+        consumed=[("art1", "df")],
+        cache_key="k2",
+        write_cache=True,
+        started_at=2.0,
+        ended_at=3.0,
     )
     assert store.lookup_cache("k1") == {"output": _info("art1")}
     assert store.lookup_cache("missing") is None
@@ -111,8 +132,13 @@ def test_step_record_is_replaced_on_retry(metadata_url: str) -> None:
     _begin(store, "r")
     common = {"run_id": "r", "step": "s", "started_at": 1.0, "ended_at": 2.0}
     store.record_step(status="failed", outputs={}, error="boom", attempt=1, **common)
-    store.record_step(status="completed", outputs={"o": _info("x")}, attempt=2,
-                      new_artifacts=[_artifact("x", "r", "s", "o")], **common)
+    store.record_step(
+        status="completed",
+        outputs={"o": _info("x")},
+        attempt=2,
+        new_artifacts=[_artifact("x", "r", "s", "o")],
+        **common,
+    )
     row = store.step_runs("r")["s"]
     assert (row["status"], row["attempt"], row["error"]) == ("completed", 2, None)
 
@@ -129,9 +155,15 @@ def test_resolve_run_latest_prefix_and_did_you_mean(metadata_url: str) -> None:
     with pytest.raises(BridgeError, match=re.escape("Did you mean 'training-20261122-bbbb'?")):
         store.resolve_run("training-20261122-bbbx")
     with pytest.raises(BridgeError, match=re.escape("Did you mean 'art1'?")):
-        store.record_step(run_id="training-20261122-aaaa", step="s", status="completed",
-                          outputs={}, new_artifacts=[_artifact("art1", "x", "s")],
-                          started_at=1.0, ended_at=1.0)
+        store.record_step(
+            run_id="training-20261122-aaaa",
+            step="s",
+            status="completed",
+            outputs={},
+            new_artifacts=[_artifact("art1", "x", "s")],
+            started_at=1.0,
+            ended_at=1.0,
+        )
         store.resolve_artifact("art2")
 
 
@@ -171,3 +203,39 @@ def test_unreachable_mariadb_names_host_port() -> None:
 def test_not_a_url() -> None:
     with pytest.raises(BridgeError, match="is not a SQLAlchemy URL"):
         MetadataStore("not a url")
+
+
+def test_migration_from_version_1(metadata_url: str) -> None:
+    from zenml_bridge.stores.schema import tables
+
+    backend = "mysql" if metadata_url.startswith("mysql") else metadata_url.split(":")[0]
+    t = tables("zm_", backend)
+    store = MetadataStore(metadata_url, table_prefix="zm_")
+    with store.engine.begin() as conn:  # take it back to a version-1 store
+        t.statements.drop(conn)
+        conn.execute(t.schema_version.update().values(version=1))
+    _begin(store, "old-run")
+    reopened = MetadataStore(metadata_url, table_prefix="zm_")
+    with reopened.engine.connect() as conn:
+        assert conn.execute(sa.select(t.schema_version.c.version)).scalar() == SCHEMA_VERSION
+    assert reopened.get_run("old-run") is not None
+    assert "zm_statements" in set(sa.inspect(reopened.engine).get_table_names())
+
+
+def test_a_ready_sqlite_store_runs_without_sqlalchemy(tmp_path, stores_env) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    MetadataStore(stores_env["ZENML_BRIDGE_METADATA_URL"])  # like `zenml-bridge init`
+    runtime_tests = Path(__file__).parent.parent / "runtime"
+    code = (
+        "import sys, zb_pipes; run = zb_pipes.chain(rows=3); "
+        "print(run.status, 'sqlalchemy' in sys.modules)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(runtime_tests)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.stdout.split() == ["completed", "False"], done.stderr
+    runs = MetadataStore(stores_env["ZENML_BRIDGE_METADATA_URL"]).list_runs()
+    assert [r["status"] for r in runs] == ["completed"]

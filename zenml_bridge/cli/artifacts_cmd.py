@@ -29,8 +29,15 @@ def _list(args: argparse.Namespace) -> int:
     metadata = store()
     run_id = metadata.resolve_run(args.run)["run_id"] if args.run else None
     rows = [
-        (a["artifact_id"], f"{a['step']}.{a['output']}", a["run_id"], a["content_sha256"][:16],
-         a["materializer"], a["size"], when(a["created_at"]))
+        (
+            a["artifact_id"],
+            f"{a['step']}.{a['output']}",
+            a["run_id"],
+            a["content_sha256"][:16],
+            a["materializer"],
+            a["size"],
+            when(a["created_at"]),
+        )
         for a in metadata.list_artifacts(limit=args.limit, run_id=run_id)
     ]
     if not rows:
@@ -76,4 +83,6 @@ def _lineage(args: argparse.Namespace) -> int:
         print("  consumed by  nobody yet")
     for c in consumers:
         print(f"  consumed by  run {c['run_id']}  step {c['step']}  input {c['input']}")
+    for reuse in metadata.cache_reuses(art["artifact_id"]):
+        print(f"  reused by    run {reuse['run_id']}  step {reuse['step']}  (cache hit)")
     return 0

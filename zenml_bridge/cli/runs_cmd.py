@@ -57,8 +57,14 @@ def _list(args: argparse.Namespace) -> int:
         print("No runs yet. Start one with `zenml-bridge run SRC`.")
         return 0
     rows = [
-        (r["run_id"], r["pipeline"], r["status"], when(r["started_at"]),
-         seconds(r["started_at"], r["ended_at"]), r["backend"])
+        (
+            r["run_id"],
+            r["pipeline"],
+            r["status"],
+            when(r["started_at"]),
+            seconds(r["started_at"], r["ended_at"]),
+            r["backend"],
+        )
         for r in runs
     ]
     print(table(("RUN", "PIPELINE", "STATUS", "STARTED", "DURATION", "BACKEND"), rows))
@@ -79,7 +85,8 @@ def _show(args: argparse.Namespace) -> int:
     print(f"Run        {run['run_id']}")
     print(f"Pipeline   {run['pipeline']}")
     print(f"Status     {run['status']}")
-    print(f"Started    {when(run['started_at'])}   duration {seconds(run['started_at'], run['ended_at'])}")
+    duration = seconds(run["started_at"], run["ended_at"])
+    print(f"Started    {when(run['started_at'])}   duration {duration}")
     print(f"Backend    {run['backend']}")
     print(f"Parameters {json.dumps(run['parameters'], sort_keys=True)}")
     print(f"Git        {git}")
@@ -90,11 +97,20 @@ def _show(args: argparse.Namespace) -> int:
         print(f"Link       {key} = {value}")
     print()
     rows = [
-        (s["step"], s["status"], seconds(s["started_at"], s["ended_at"]), s["attempt"],
-         (s["cache_key"] or "-")[:12])
+        (
+            s["step"],
+            s["status"],
+            seconds(s["started_at"], s["ended_at"]),
+            s["attempt"],
+            (s["cache_key"] or "-")[:12],
+        )
         for s in ordered
     ]
-    print(table(("STEP", "STATUS", "DURATION", "ATTEMPT", "CACHE KEY"), rows) if rows else "No steps recorded.")
+    print(
+        table(("STEP", "STATUS", "DURATION", "ATTEMPT", "CACHE KEY"), rows)
+        if rows
+        else "No steps recorded."
+    )
     outputs = [
         (f"{s['step']}.{name}", info["id"], info["sha256"][:16], info["materializer"], info["uri"])
         for s in ordered
@@ -105,8 +121,10 @@ def _show(args: argparse.Namespace) -> int:
         print(table(("OUTPUT", "ARTIFACT", "SHA256", "MATERIALIZER", "URI"), outputs))
     for s in ordered:
         if s["metrics"] or s["metadata"]:
-            print(f"\n{s['step']}: metrics {json.dumps(s['metrics'], sort_keys=True)}"
-                  f" metadata {json.dumps(s['metadata'], sort_keys=True, default=str)}")
+            print(
+                f"\n{s['step']}: metrics {json.dumps(s['metrics'], sort_keys=True)}"
+                f" metadata {json.dumps(s['metadata'], sort_keys=True, default=str)}"
+            )
         if s["status"] == "failed" and s["error"]:
             print(f"\n{s['step']} failed:\n  " + s["error"].rstrip().replace("\n", "\n  "))
     return 0
@@ -120,9 +138,13 @@ def _compare(args: argparse.Namespace) -> int:
     print(f"A = {first['run_id']} ({first['status']})")
     print(f"B = {second['run_id']} ({second['status']})")
     keys = sorted(set(first["parameters"]) | set(second["parameters"]))
-    rows = [
-        (k, json.dumps(first["parameters"].get(k)), json.dumps(second["parameters"].get(k)),
-         "" if first["parameters"].get(k) == second["parameters"].get(k) else "differs")
+    rows: list[tuple[Any, ...]] = [
+        (
+            k,
+            json.dumps(first["parameters"].get(k)),
+            json.dumps(second["parameters"].get(k)),
+            "" if first["parameters"].get(k) == second["parameters"].get(k) else "differs",
+        )
         for k in keys
     ]
     if first["ir_sha256"] != second["ir_sha256"]:
@@ -136,8 +158,16 @@ def _compare(args: argparse.Namespace) -> int:
         for out in sorted(set((a or {}).get("outputs", {})) | set((b or {}).get("outputs", {}))):
             ha = (a or {}).get("outputs", {}).get(out, {}).get("sha256", "-")
             hb = (b or {}).get("outputs", {}).get(out, {}).get("sha256", "-")
-            rows.append((f"{name}.{out}", a["status"] if a else "-", b["status"] if b else "-",
-                         ha[:12], hb[:12], "same" if ha == hb else "differs"))
+            rows.append(
+                (
+                    f"{name}.{out}",
+                    a["status"] if a else "-",
+                    b["status"] if b else "-",
+                    ha[:12],
+                    hb[:12],
+                    "same" if ha == hb else "differs",
+                )
+            )
         if not (a or b or {}).get("outputs"):
             rows.append((name, a["status"] if a else "-", b["status"] if b else "-", "", "", ""))
     print()

@@ -22,7 +22,10 @@ def register(subparsers: Any) -> None:
     reg.add_argument("--artifact-root", help="folder or fsspec URL (s3://bucket/prefix)")
     reg.add_argument("--experiment-tracker", metavar="FLAVOR", help="e.g. mlflow")
     reg.add_argument(
-        "--tracker-option", action="append", default=[], metavar="KEY=VALUE",
+        "--tracker-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="an option of the tracker (repeatable), e.g. tracking_uri=sqlite:///mlflow.db",
     )
     reg.add_argument("--tracker-on-error", choices=("fail", "skip"), default=None)
@@ -54,13 +57,15 @@ def _list(args: argparse.Namespace) -> int:
     for name, stack in config["stacks"].items():
         stack = stack or {}
         tracker = (stack.get("experiment_tracker") or {}).get("flavor", "-")
-        rows.append((
-            "*" if name == config["active_stack"] else "",
-            name,
-            stack.get("metadata_url") or "(default) sqlite in " + str(home),
-            stack.get("artifact_root") or "(default) " + str(home / "artifacts"),
-            tracker,
-        ))
+        rows.append(
+            (
+                "*" if name == config["active_stack"] else "",
+                name,
+                stack.get("metadata_url") or "(default) sqlite in " + str(home),
+                stack.get("artifact_root") or "(default) " + str(home / "artifacts"),
+                tracker,
+            )
+        )
     print(f"Config: {home / 'config.yaml'}")
     print(table(("", "STACK", "METADATA", "ARTIFACTS", "TRACKER"), rows))
     for env in (ENV_METADATA_URL, ENV_ARTIFACT_ROOT):

@@ -41,6 +41,7 @@ SCHEDULE_PRESETS = tuple(
 _CRON_FIELD = re.compile(r"[0-9A-Za-z*/,?#-]+")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_K8S_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 _QUANTITY = re.compile(r"(\d+(?:\.\d+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?")
 _SUFFIX = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18}
 _SUFFIX.update({"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60})
@@ -57,12 +58,15 @@ STEP_SETTINGS: dict[str, tuple[tuple[str, ...], str]] = {
     "labels": (("kubernetes",), "dict[str, str]"),
     "annotations": (("kubernetes",), "dict[str, str]"),
     "startup_timeout_seconds": (("kubernetes",), "int"),
+    # A Kubernetes Secret whose keys become the pod's environment (store URLs, credentials).
+    "env_from_secret": (("kubernetes",), "k8s name"),
     "docker_url": (("docker",), "str"),
     "network_mode": (("docker",), "str"),
     "user": (("docker",), "str"),
     "shm_size": (("docker",), "int"),
 }
-#: Pipeline ``settings={"airflow": {...}}`` keys (DAG arguments) and their JSON type.
+#: Pipeline ``settings={"airflow": {...}}`` keys that are DAG arguments, and their JSON type.
+#: Task keys (above) given for the pipeline are defaults of every task.
 DAG_SETTINGS: dict[str, str] = {
     "tags": "list[str]",
     "max_active_runs": "int",
@@ -96,7 +100,7 @@ class AirflowCompiler(Compiler):
             return [_error(None, "operator", f"unknown profile {profile!r}.{hint} Use {known}.")]
         problems = super().check(pipeline, options)
         problems += _check_references(options)
-        problems += _check_pipeline(pipeline)
+        problems += _check_pipeline(pipeline, profile)
         if options.image and profile == "bash":
             problems.append(
                 _warning(
@@ -153,19 +157,7 @@ class AirflowCompiler(Compiler):
                     "Airflow 2 can only double it (retry_exponential_backoff=True).",
                 )
             )
-        for key, value in step.settings.get("airflow", {}).items():
-            where = f"settings.airflow.{key}"
-            if key not in STEP_SETTINGS:
-                hint = ir.did_you_mean(key, STEP_SETTINGS)
-                error(
-                    where, f"unknown Airflow task setting.{hint} Known: {', '.join(STEP_SETTINGS)}."
-                )
-                continue
-            profiles, type_name = STEP_SETTINGS[key]
-            if profile not in profiles:
-                error(where, f"only the {' and '.join(profiles)} profile takes it, not {profile}")
-            elif not _is_type(value, type_name):
-                error(where, f"must be {type_name}, got {value!r:.60}")
+        problems += _check_task_settings(step.name, step.settings.get("airflow", {}), profile)
         return problems
 
     # -- emit --------------------------------------------------------------------------------
@@ -189,8 +181,10 @@ class AirflowCompiler(Compiler):
     def pipeline_data(self, pipeline: ir.Pipeline, options: CompileOptions) -> dict[str, Any]:
         """The ``PIPELINE`` literal of the generated file (plain JSON-like data)."""
         profile = options.operator
-        settings = dict(pipeline.settings.get("airflow", {}))
-        tags = [DEFAULT_TAG, *[t for t in settings.pop("tags", []) if t != DEFAULT_TAG]]
+        settings = pipeline.settings.get("airflow", {})
+        dag_settings = {k: v for k, v in settings.items() if k in DAG_SETTINGS and k != "tags"}
+        task_defaults = {k: v for k, v in settings.items() if k not in DAG_SETTINGS}
+        tags = [DEFAULT_TAG, *[t for t in settings.get("tags", []) if t != DEFAULT_TAG]]
         env = {}
         if options.metadata_url:
             env["ZENML_BRIDGE_METADATA_URL"] = options.metadata_url
@@ -208,7 +202,7 @@ class AirflowCompiler(Compiler):
             "code_archive_sha256": options.code_archive_sha256 if options.code_archive else None,
             "env": env,
             "tags": tags,
-            "dag_settings": settings,
+            "dag_settings": dag_settings,
             "parameters": [
                 {
                     "name": p.name,
@@ -219,7 +213,7 @@ class AirflowCompiler(Compiler):
                 }
                 for p in pipeline.parameters
             ],
-            "steps": [_step_data(step, profile, options) for step in pipeline.steps],
+            "steps": [_step_data(s, profile, options, task_defaults) for s in pipeline.steps],
         }
 
 
@@ -254,7 +248,7 @@ def _check_references(options: CompileOptions) -> list[Problem]:
     return problems
 
 
-def _check_pipeline(pipeline: ir.Pipeline) -> list[Problem]:
+def _check_pipeline(pipeline: ir.Pipeline, profile: str) -> list[Problem]:
     problems = []
     if pipeline.schedule is not None and not _valid_schedule(pipeline.schedule):
         problems.append(
@@ -265,14 +259,38 @@ def _check_pipeline(pipeline: ir.Pipeline) -> list[Problem]:
                 f"{', '.join(SCHEDULE_PRESETS)}. Fix @pipeline(schedule=...).",
             )
         )
-    for key, value in pipeline.settings.get("airflow", {}).items():
+    settings = pipeline.settings.get("airflow", {})
+    for key, value in settings.items():
+        if key in DAG_SETTINGS and not _is_type(value, DAG_SETTINGS[key]):
+            problems.append(
+                _error(
+                    None,
+                    f"settings.airflow.{key}",
+                    f"must be {DAG_SETTINGS[key]}, got {value!r:.60}",
+                )
+            )
+    # Task settings given for the pipeline are defaults of every task.
+    task_defaults = {k: v for k, v in settings.items() if k not in DAG_SETTINGS}
+    return problems + _check_task_settings(None, task_defaults, profile)
+
+
+def _check_task_settings(step: str | None, settings: dict[str, Any], profile: str) -> list[Problem]:
+    problems = []
+    for key, value in settings.items():
         where = f"settings.airflow.{key}"
-        if key not in DAG_SETTINGS:
-            hint = ir.did_you_mean(key, DAG_SETTINGS)
-            known = ", ".join(DAG_SETTINGS)
-            problems.append(_error(None, where, f"unknown DAG setting.{hint} Known: {known}."))
-        elif not _is_type(value, DAG_SETTINGS[key]):
-            problems.append(_error(None, where, f"must be {DAG_SETTINGS[key]}, got {value!r:.60}"))
+        if key not in STEP_SETTINGS:
+            known = [*STEP_SETTINGS, *(DAG_SETTINGS if step is None else ())]
+            hint = ir.did_you_mean(key, known)
+            problems.append(
+                _error(step, where, f"unknown Airflow setting.{hint} Known: {', '.join(known)}.")
+            )
+            continue
+        profiles, type_name = STEP_SETTINGS[key]
+        if profile not in profiles:
+            message = f"only the {' and '.join(profiles)} profile takes it, not {profile}"
+            problems.append(_error(step, where, message))
+        elif not _is_type(value, type_name):
+            problems.append(_error(step, where, f"must be {type_name}, got {value!r:.60}"))
     return problems
 
 
@@ -281,7 +299,9 @@ def ir_sha256_of(options: CompileOptions) -> str | None:
     return getattr(options, "ir_sha256", None) or options.extra.get("ir_sha256")
 
 
-def _step_data(step: ir.Step, profile: str, options: CompileOptions) -> dict[str, Any]:
+def _step_data(
+    step: ir.Step, profile: str, options: CompileOptions, task_defaults: dict[str, Any]
+) -> dict[str, Any]:
     return {
         "name": step.name,
         "k8s_name": ir.k8s_name(step.name),
@@ -295,7 +315,7 @@ def _step_data(step: ir.Step, profile: str, options: CompileOptions) -> dict[str
         "image": (step.image or options.image) if profile != "bash" else None,
         "env": dict(step.env),
         "resources": _resources(step.resources, profile),
-        "settings": dict(step.settings.get("airflow", {})),
+        "settings": {**task_defaults, **step.settings.get("airflow", {})},
     }
 
 
@@ -363,6 +383,8 @@ def _is_type(value: Any, type_name: str) -> bool:
         return isinstance(value, str)
     if type_name == "int":
         return isinstance(value, int) and not isinstance(value, bool)
+    if type_name == "k8s name":
+        return isinstance(value, str) and bool(_K8S_NAME.fullmatch(value))
     if type_name == "list[str]":
         return isinstance(value, list) and all(isinstance(v, str) for v in value)
     if type_name == "dict[str, str]":
@@ -380,6 +402,11 @@ def template_text() -> str:
     return resource.read_text(encoding="utf-8")
 
 
+@cache
+def _template_statements() -> int:
+    return len(ast.parse(template_text()).body)
+
+
 def render(data: dict[str, Any]) -> str:
     """The DAG file for ``data``: the template with ``PIPELINE`` set to its literal.
 
@@ -389,7 +416,7 @@ def render(data: dict[str, Any]) -> str:
     template = template_text()
     source = template.replace(PLACEHOLDER, f"PIPELINE = {py_literal(data)}\n", 1)
     tree = ast.parse(source)
-    expected = len(ast.parse(template).body)
+    expected = _template_statements()
     assigns = [
         node
         for node in tree.body

@@ -24,8 +24,8 @@ from typing import Any, ClassVar
 from zenml_bridge import ir
 from zenml_bridge.compilers.base import (
     CompileOptions,
-    CompileResult,
     Compiler,
+    CompileResult,
     Problem,
     write_atomic,
 )
@@ -46,7 +46,7 @@ LIGHTWEIGHT_SOURCE = (
 )
 LIGHTWEIGHT_SCRIPT = (
     'program_path=$(mktemp -d)\nprintf "%s" "$0" > "$program_path/ephemeral_component.py"\n'
-    '_KFP_RUNTIME=true python3 -m kfp.dsl.executor_main --component_module_path '
+    "_KFP_RUNTIME=true python3 -m kfp.dsl.executor_main --component_module_path "
     '"$program_path/ephemeral_component.py" "$@"\n'
 )
 LIGHTWEIGHT_ARGV_FLAG = "--zenml-bridge-run-step"
@@ -142,123 +142,53 @@ class KubeflowCompiler(Compiler):
         problems = []
         if pipeline.schedule:
             cron = kfp_cron(pipeline.schedule)
-            if cron is None:
-                problems.append(
-                    Problem(
-                        "error", None, "schedule",
-                        f"{pipeline.schedule!r} has no cron form for KFP recurring runs; use a "
-                        "five-field cron or @hourly/@daily/@weekly/@monthly/@yearly",
-                    )
-                )
-            else:
-                problems.append(
-                    Problem(
-                        "warning", None, "schedule",
-                        "a PipelineSpec cannot hold a schedule; it is written beside the output "
-                        f"as {self.schedule_path(self.out_path(pipeline, options)).name} (cron "
-                        f"{cron!r}) for a KFP recurring run",
-                    )
-                )
+            sidecar = self.schedule_path(self.out_path(pipeline, options)).name
+            problems.append(
+                _error(None, "schedule", f"{pipeline.schedule!r} has no cron form for KFP "
+                       "recurring runs; use a five-field cron or @hourly/@daily/@weekly/...")
+                if cron is None
+                else Problem("warning", None, "schedule", "a PipelineSpec cannot hold a "
+                             f"schedule; it is written beside the output as {sidecar} (cron "
+                             f"{cron!r}) for a KFP recurring run")
+            )  # fmt: skip
         if options.executor not in self.EXECUTORS:
             problems.append(
-                Problem(
-                    "error", None, "executor",
-                    f"unknown executor {options.executor!r}; use one of "
-                    f"{', '.join(self.EXECUTORS)}",
-                )
-            )
+                _error(None, "executor", f"unknown executor {options.executor!r}; use one of "
+                       f"{', '.join(self.EXECUTORS)}")
+            )  # fmt: skip
         if not options.ir_uri:
             problems.append(
-                Problem(
-                    "error", None, "ir",
-                    "the IR has no published URI for workers; compile with the CLI "
-                    "(zenml-bridge compile ... --target kubeflow), which stores it first",
-                )
-            )
+                _error(None, "ir", "the IR has no published URI for workers; compile with the "
+                       "CLI (zenml-bridge compile ... --target kubeflow), which stores it first")
+            )  # fmt: skip
         seen: dict[str, str] = {}
         for step in pipeline.steps:
             key = ir.k8s_name(step.name)
             if key in seen:
                 problems.append(
-                    Problem(
-                        "error", step.name, "name",
-                        f"maps to the Kubernetes name {key!r} like step '{seen[key]}'; "
-                        "rename one of them",
-                    )
-                )
+                    _error(step.name, "name", f"maps to the Kubernetes name {key!r} like step "
+                           f"'{seen[key]}'; rename one of them")
+                )  # fmt: skip
             seen.setdefault(key, step.name)
             if options.executor == "container" and not (step.image or options.image):
                 problems.append(
-                    Problem(
-                        "error", step.name, "image",
-                        "a container executor needs an image with zenml-bridge installed; "
-                        "pass --image IMAGE or set @step(image=...)",
-                    )
-                )
+                    _error(step.name, "image", "a container executor needs an image with "
+                           "zenml-bridge installed; pass --image IMAGE or set @step(image=...)")
+                )  # fmt: skip
             for what, quantity in (("cpu", step.resources.cpu), ("memory", step.resources.memory)):
                 if quantity is not None and not QUANTITY.fullmatch(quantity):
                     problems.append(
-                        Problem(
-                            "error", step.name, what,
-                            f"{quantity!r} is not a Kubernetes quantity (e.g. '500m', '2', "
-                            "'1Gi'); fix the @step option",
-                        )
-                    )
+                        _error(step.name, what, f"{quantity!r} is not a Kubernetes quantity "
+                               "(e.g. '500m', '2', '1Gi'); fix the @step option")
+                    )  # fmt: skip
             if options.executor == "lightweight":
-                for output in step.outputs:
-                    if not output.name.isidentifier() or keyword.iskeyword(output.name):
-                        problems.append(
-                            Problem(
-                                "error", step.name, "outputs",
-                                f"output name {output.name!r} cannot be a Python argument "
-                                "name, which the lightweight executor needs; rename it",
-                            )
-                        )
-            problems += self._check_kubernetes(step)
-        return problems
-
-    def _check_kubernetes(self, step: ir.Step) -> list[Problem]:
-        settings = step.settings.get("kubernetes") or {}
-        problems = []
-        for key in sorted(set(settings) - set(KUBERNETES_KEYS)):
-            problems.append(
-                Problem(
-                    "error", step.name, f"settings['kubernetes']['{key}']",
-                    "unknown key" + ir.did_you_mean(key, KUBERNETES_KEYS)
-                    + f" Known: {', '.join(KUBERNETES_KEYS)}.",
-                )
-            )
-        for name in ("node_selector", "labels", "annotations"):
-            value = settings.get(name, {})
-            if not isinstance(value, dict) or not all(
-                isinstance(v, str) for v in value.values()
-            ):
-                problems.append(
-                    Problem(
-                        "error", step.name, f"settings['kubernetes']['{name}']",
-                        "must map strings to strings, e.g. {'disktype': 'ssd'}",
-                    )
-                )
-        tolerations = settings.get("tolerations", [])
-        if not isinstance(tolerations, list) or not all(
-            isinstance(t, dict) and set(t) <= set(TOLERATION_KEYS) for t in tolerations
-        ):
-            problems.append(
-                Problem(
-                    "error", step.name, "settings['kubernetes']['tolerations']",
-                    f"must be a list of dicts with keys among {', '.join(TOLERATION_KEYS)}",
-                )
-            )
-        secret_env = settings.get("secret_env", {})
-        if not isinstance(secret_env, dict) or not all(
-            isinstance(ref, dict) and set(ref) == {"secret", "key"} for ref in secret_env.values()
-        ):
-            problems.append(
-                Problem(
-                    "error", step.name, "settings['kubernetes']['secret_env']",
-                    "must map an env var name to {'secret': NAME, 'key': KEY}",
-                )
-            )
+                problems += [
+                    _error(step.name, "outputs", f"output name {o.name!r} cannot be a Python "
+                           "argument name, which the lightweight executor needs; rename it")
+                    for o in step.outputs
+                    if not o.name.isidentifier() or keyword.iskeyword(o.name)
+                ]  # fmt: skip
+            problems += _check_kubernetes(step)
         return problems
 
     # -- output -----------------------------------------------------------------------------
@@ -336,9 +266,7 @@ class KubeflowCompiler(Compiler):
         platform: dict[str, Any] = {}
         if platform_executors:
             platform = {
-                "platforms": {
-                    "kubernetes": {"deploymentSpec": {"executors": platform_executors}}
-                }
+                "platforms": {"kubernetes": {"deploymentSpec": {"executors": platform_executors}}}
             }
         return spec, platform
 
@@ -402,8 +330,10 @@ class KubeflowCompiler(Compiler):
         argv = ["--ir", ir_uri, "--ir-sha256", ir_sha256, "--step", step.name, "--run-id", RUN_ID]
         if options.code_archive and options.code_archive_uri:
             argv += [
-                "--code-archive", options.code_archive_uri,
-                "--code-archive-sha256", str(options.code_archive_sha256),
+                "--code-archive",
+                options.code_archive_uri,
+                "--code-archive-sha256",
+                str(options.code_archive_sha256),
             ]
         container: dict[str, Any]
         if options.executor == "lightweight":
@@ -411,9 +341,12 @@ class KubeflowCompiler(Compiler):
                 "image": step.image or options.image or DEFAULT_LIGHTWEIGHT_IMAGE,
                 "command": ["sh", "-ec", LIGHTWEIGHT_SCRIPT, LIGHTWEIGHT_SOURCE],
                 "args": [
-                    "--executor_input", EXECUTOR_INPUT,
-                    "--function_to_execute", LIGHTWEIGHT_FUNCTION,
-                    LIGHTWEIGHT_ARGV_FLAG, lightweight_argv(argv),
+                    "--executor_input",
+                    EXECUTOR_INPUT,
+                    "--function_to_execute",
+                    LIGHTWEIGHT_FUNCTION,
+                    LIGHTWEIGHT_ARGV_FLAG,
+                    lightweight_argv(argv),
                 ],
             }
         else:
@@ -483,6 +416,47 @@ class KubeflowCompiler(Compiler):
         return config
 
 
+def _error(step: str | None, setting: str, message: str) -> Problem:
+    return Problem("error", step, setting, message)
+
+
+def _check_kubernetes(step: ir.Step) -> list[Problem]:
+    """Problems of a step's ``settings["kubernetes"]``, each naming the step and the key."""
+    settings = step.settings.get("kubernetes") or {}
+    where = "settings['kubernetes']['{}']".format
+    problems = [
+        _error(step.name, where(key), "unknown key" + ir.did_you_mean(key, KUBERNETES_KEYS)
+               + f" Known: {', '.join(KUBERNETES_KEYS)}.")
+        for key in sorted(set(settings) - set(KUBERNETES_KEYS))
+    ]  # fmt: skip
+    for name in ("node_selector", "labels", "annotations"):
+        value = settings.get(name, {})
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            problems.append(
+                _error(step.name, where(name), "must map strings to strings, e.g. {'a': 'b'}")
+            )
+    tolerations = settings.get("tolerations", [])
+    if not isinstance(tolerations, list) or not all(
+        isinstance(t, dict) and set(t) <= set(TOLERATION_KEYS) for t in tolerations
+    ):
+        problems.append(
+            _error(step.name, where("tolerations"), "must be a list of dicts with keys among "
+                   f"{', '.join(TOLERATION_KEYS)}")
+        )  # fmt: skip
+    secret_env = settings.get("secret_env", {})
+    if not isinstance(secret_env, dict) or not all(
+        isinstance(ref, dict) and set(ref) == {"secret", "key"} for ref in secret_env.values()
+    ):
+        problems.append(
+            _error(step.name, where("secret_env"), "must map an env var name to "
+                   "{'secret': NAME, 'key': KEY}")
+        )  # fmt: skip
+    pulls = settings.get("image_pull_secrets", [])
+    if not isinstance(pulls, list) or not all(isinstance(n, str) for n in pulls):
+        problems.append(_error(step.name, where("image_pull_secrets"), "must be a list of names"))
+    return problems
+
+
 def _root_parameter(parameter: ir.Parameter) -> dict[str, Any]:
     spec: dict[str, Any] = {"parameterType": parameter_type(parameter)}
     if not parameter.required:
@@ -502,52 +476,53 @@ def lightweight_argv(argv: list[str]) -> str:
 
 
 def validate(spec: dict[str, Any], platform: dict[str, Any]) -> None:
-    """Parse the spec strictly into the real protobuf messages; a failure is our bug."""
-    from google.protobuf import json_format
-    from kfp.pipeline_spec import pipeline_spec_pb2
+    """Parse the spec strictly into the real protobuf messages before anything is written.
 
-    json_format.ParseDict(spec, pipeline_spec_pb2.PipelineSpec(), ignore_unknown_fields=False)
-    executor_spec = pipeline_spec_pb2.PipelineDeploymentConfig.ExecutorSpec
-    for executor in spec["deploymentSpec"]["executors"].values():
-        json_format.ParseDict(executor, executor_spec(), ignore_unknown_fields=False)
+    Raises:
+        BridgeError: a value does not fit KFP's schema (e.g. a wrongly typed Kubernetes
+            setting); the message names the step's executor and the field.
+    """
+    from google.protobuf import json_format
+    from kfp.pipeline_spec import pipeline_spec_pb2 as pb
+
+    try:
+        from kfp.kubernetes import kubernetes_executor_config_pb2 as k8s
+    except ImportError:  # kfp-kubernetes is optional; the platform spec's outline is checked
+        k8s = None
+    # deploymentSpec is a free-form Struct in PipelineSpec: its executors are checked one by one
+    # against ExecutorSpec instead (parsing them twice would double the cost).
+    checks: list[tuple[str, dict[str, Any], Any]] = [
+        ("the PipelineSpec", {**spec, "deploymentSpec": {}}, pb.PipelineSpec)
+    ]
+    for label, executor in spec["deploymentSpec"]["executors"].items():
+        checks.append((f"executor {label}", executor, pb.PipelineDeploymentConfig.ExecutorSpec))
     if platform:
-        json_format.ParseDict(
-            platform, pipeline_spec_pb2.PlatformSpec(), ignore_unknown_fields=False
-        )
-        try:
-            from kfp.kubernetes import kubernetes_executor_config_pb2 as k8s
-        except ImportError:  # kfp-kubernetes is optional; the structure is still checked above
-            return
+        checks.append(("the platform spec", platform, pb.PlatformSpec))
         configs = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
-        for config in configs.values():
-            json_format.ParseDict(
-                config, k8s.KubernetesExecutorConfig(), ignore_unknown_fields=False
-            )
+        if k8s is not None:
+            for label, config in configs.items():
+                checks.append(
+                    (f"Kubernetes settings of {label}", config, k8s.KubernetesExecutorConfig)
+                )
+    for what, data, message in checks:
+        try:
+            json_format.ParseDict(data, message(), ignore_unknown_fields=False)
+        except json_format.ParseError as exc:
+            raise ir.BridgeError(
+                f"The Kubeflow spec would be invalid: {what}: {exc}. Fix the step setting it "
+                "names (see docs/kubeflow.md for the accepted settings)."
+            ) from None
 
 
 def dump_yaml(pipeline: ir.Pipeline, spec: dict[str, Any], platform: dict[str, Any]) -> str:
     """The YAML file: a header comment, the PipelineSpec and, if any, the platform spec."""
-    import yaml
+    from zenml_bridge.compilers.kubeflow_yaml import dump_documents
 
-    base = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when present: 10x faster
-
-    class Dumper(base):  # type: ignore[misc, valid-type]
-        def ignore_aliases(self, data: Any) -> bool:
-            return True  # no &anchors: every mapping is written out where it is used
-
-    def text(dumper: Any, data: str) -> Any:  # scripts stay readable as `|` blocks
-        style = "|" if "\n" in data else None
-        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
-
-    Dumper.add_representer(str, text)
-
-    documents = [spec, platform] if platform else [spec]
-    body = yaml.dump_all(documents, Dumper=Dumper, sort_keys=True, allow_unicode=True, width=100)
     header = (
         f"# Kubeflow Pipelines v2 spec of pipeline {pipeline.name}, written by zenml-bridge.\n"
         "# Regenerate it with `zenml-bridge compile`; do not edit.\n"
     )
-    return header + body
+    return header + dump_documents([spec, platform] if platform else [spec])
 
 
 __all__ = ["KubeflowCompiler"]

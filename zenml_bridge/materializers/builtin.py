@@ -21,71 +21,90 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _MAX_INT_BITS = 14_000
 
 
-class _Leave:
-    """Stack marker: the walk has finished the container with this id."""
-
-    __slots__ = ("id",)
-
-    def __init__(self, id_: int) -> None:
-        self.id = id_
+#: Deeper nesting is refused: json's encoder recurses once per level.
+MAX_DEPTH = 200
 
 
-def _json_problem(value: Any, *, explain: bool = False) -> str | None:
-    """Why ``value`` would not survive a JSON round trip unchanged, or None when it would.
+def _fine_scalar(item: Any, kind: type) -> bool:
+    if kind is str:
+        return item.isascii() or not _SURROGATE.search(item)
+    if kind is int:
+        return bool(item.bit_length() <= _MAX_INT_BITS)
+    if kind is float:
+        return math.isfinite(item)
+    return kind in _SCALARS
 
-    Without ``explain`` the answer is just "no" (fast path, no path bookkeeping); with it, the
-    reason names where in the value the problem is. Shared sub-objects are fine (they load as
-    equal copies); cycles are not.
+
+def _is_plain_json(value: Any, depth: int = 0) -> bool:
+    """Fast check (runs for every JSON-able output): would ``value`` survive JSON unchanged?"""
+    kind = type(value)
+    if kind is list:
+        items: Any = value
+    elif kind is dict:
+        for key in value:
+            if type(key) is not str or not _fine_scalar(key, str):
+                return False
+        items = value.values()
+    else:
+        return _fine_scalar(value, kind)
+    if depth >= MAX_DEPTH:
+        return False  # also ends cycles; _json_problem tells them apart
+    kinds = set(map(type, items))
+    if len(kinds) == 1:
+        # A homogeneous list (the usual case) is checked at C speed, no Python loop per item.
+        (only,) = kinds
+        if only is int:
+            return max(map(int.bit_length, items)) <= _MAX_INT_BITS
+        if only is float:
+            return all(map(math.isfinite, items))
+        if only is str and all(map(str.isascii, items)):
+            return True
+    for item in items:
+        item_kind = type(item)
+        if item_kind is list or item_kind is dict:
+            if not _is_plain_json(item, depth + 1):
+                return False
+        elif not _fine_scalar(item, item_kind):
+            return False
+    return True
+
+
+def _json_problem(value: Any) -> str | None:
+    """Where in ``value`` and why it would not survive a JSON round trip (slow; for messages).
+
+    Shared sub-objects are fine (they load as equal copies); cycles are not.
     """
-    stack: list[Any] = [value]
-    paths: list[str] = ["value"] if explain else []
-    active: set[int] = set()
+    stack: list[tuple[Any, str, int]] = [(value, "value", 0)]  # (item, where, depth)
+    active: list[int] = []  # ids of the containers enclosing the item, one per depth
     while stack:
-        item = stack.pop()
-        where = paths.pop() if explain else ""
+        item, where, depth = stack.pop()
+        del active[depth:]
         kind = type(item)
-        if kind in _SCALARS:
-            continue
-        if kind is str:
-            if not item.isascii() and _SURROGATE.search(item):
-                return f"{where} holds a surrogate code point" if explain else "no"
-            continue
-        if kind is int:
-            if item.bit_length() > _MAX_INT_BITS:
-                return f"{where} is an int too long to write as JSON" if explain else "no"
-            continue
-        if kind is float:
-            if not math.isfinite(item):
-                return f"{where} is {item!r}, which JSON cannot hold" if explain else "no"
-            continue
-        if kind is _Leave:
-            active.discard(item.id)
-            continue
         if kind is list or kind is dict:
             if id(item) in active:
-                return f"{where} contains itself" if explain else "no"
-            active.add(id(item))
-            stack.append(_Leave(id(item)))
-            if explain:
-                paths.append("")
-            if kind is list:
-                stack.extend(reversed(item))
-                if explain:
-                    paths.extend(f"{where}[{i}]" for i in reversed(range(len(item))))
-                continue
-            for key in item:
-                if type(key) is not str:
-                    if explain:
+                return f"{where} contains itself"
+            if depth >= MAX_DEPTH:
+                return f"{where} is nested deeper than {MAX_DEPTH} levels"
+            active.append(id(item))
+            if kind is dict:
+                for key in item:
+                    if type(key) is not str:
                         return f"{where} has the key {key!r} ({type(key).__name__}, not str)"
-                    return "no"
-                if not key.isascii() and _SURROGATE.search(key):
-                    return f"{where} has a key holding a surrogate code point" if explain else "no"
-            stack.extend(reversed(item.values()))
-            if explain:
-                paths.extend(f"{where}[{k!r}]" for k in reversed(item.keys()))
+                    if not _fine_scalar(key, str):
+                        return f"{where} has a key holding a surrogate code point"
+                children = [(x, f"{where}[{k!r}]", depth + 1) for k, x in item.items()]
+            else:
+                children = [(x, f"{where}[{i}]", depth + 1) for i, x in enumerate(item)]
+            stack.extend(reversed(children))
             continue
-        if not explain:
-            return "no"
+        if _fine_scalar(item, kind):
+            continue
+        if kind is str:
+            return f"{where} holds a surrogate code point"
+        if kind is int:
+            return f"{where} is an int too long to write as JSON"
+        if kind is float:
+            return f"{where} is {item!r}, which JSON cannot hold"
         if kind is tuple:
             return f"{where} is a tuple (JSON would give it back as a list)"
         return f"{where} is a {kind.__module__}.{kind.__qualname__}"
@@ -107,9 +126,9 @@ class JSONMaterializer(Materializer):
     )
 
     def reject_reason(self, value: Any) -> str | None:
-        if _json_problem(value) is None:
+        if _is_plain_json(value):
             return None
-        return _json_problem(value, explain=True)
+        return _json_problem(value) or "it is not plain JSON"
 
     def save(self, value: Any, folder: str, fs: Any) -> None:
         # ensure_ascii keeps lone surrogates representable; dict order is kept (no sort_keys).

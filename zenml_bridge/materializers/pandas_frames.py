@@ -34,6 +34,30 @@ _SERIES_COLUMN = "__series__"
 _FINE_OBJECT_KINDS = {"string", "bytes", "empty", "date", "decimal", "boolean", "time"}
 
 
+def _missing_marker(value: Any) -> str:
+    if value is None:
+        return "None"
+    if value is pd.NA:
+        return "NA"
+    if value is pd.NaT:
+        return "NaT"
+    if type(value) is float:
+        return "NaN"
+    return type(value).__name__
+
+
+#: Missing-value markers of object columns; Arrow has one null, read back as None.
+_MARKERS: dict[str, Any] = {"None": None, "NaN": float("nan"), "NA": pd.NA, "NaT": pd.NaT}
+
+
+def _object_nulls(column: pd.Series) -> set[str]:
+    """The kinds of missing values in an object column ({"NaN"} for a column read from CSV)."""
+    mask = column.isna().to_numpy()
+    if not mask.any():
+        return set()
+    return {_missing_marker(v) for v in column.to_numpy()[mask]}
+
+
 def frame_problem(df: pd.DataFrame) -> str | None:
     """Why ``df`` would not come back exactly from Arrow, or None."""
     if not df.columns.is_unique:
@@ -44,11 +68,19 @@ def frame_problem(df: pd.DataFrame) -> str | None:
         if dtype.kind == "c":
             return f"column {label!r} holds complex numbers (Arrow has no complex type)"
         if pd.api.types.is_object_dtype(dtype):
-            kind = pd.api.types.infer_dtype(df.iloc[:, position], skipna=True)
+            column = df.iloc[:, position]
+            kind = pd.api.types.infer_dtype(column, skipna=True)
             if kind not in _FINE_OBJECT_KINDS:
                 return (
                     f"column {label!r} is an object column holding {kind} values; Arrow "
                     "would change them (give it one type, e.g. .astype(str))"
+                )
+            markers = _object_nulls(column)
+            if len(markers) > 1 or not markers <= set(_MARKERS):
+                return (
+                    f"column {label!r} marks missing values with {' and '.join(sorted(markers))}"
+                    "; Arrow keeps one kind of missing value per column (use .fillna or "
+                    ".where to make them the same)"
                 )
     return None
 
@@ -69,6 +101,14 @@ def _extras(df: pd.DataFrame) -> dict[str, Any]:
     }
     if storages:
         extras["string_storage"] = storages
+    objects: dict[str, str] = {}
+    for i, dtype in enumerate(df.dtypes):
+        if pd.api.types.is_object_dtype(dtype):
+            # Arrow would read an all-bool object column back as bool, and NaN as None.
+            markers = _object_nulls(df.iloc[:, i])
+            objects[str(i)] = markers.pop() if markers else ""
+    if objects:
+        extras["object_columns"] = objects
     return extras
 
 
@@ -76,6 +116,14 @@ def _restore(df: pd.DataFrame, extras: dict[str, Any]) -> pd.DataFrame:
     for position, storage in extras.get("string_storage", {}).items():
         i = int(position)
         df.isetitem(i, df.iloc[:, i].astype(pd.StringDtype(storage)))
+    for position, marker in extras.get("object_columns", {}).items():
+        i = int(position)
+        column = df.iloc[:, i]
+        if not pd.api.types.is_object_dtype(column.dtype):
+            column = column.astype(object)
+        if marker and marker != "None":
+            column = column.where(column.notna(), _MARKERS[marker])
+        df.isetitem(i, column)
     if "columns_range" in extras:
         df.columns = pd.RangeIndex(*extras["columns_range"])
     if "index_freq" in extras:

@@ -17,7 +17,7 @@ from zenml_bridge.materializers.base import Materializer, join, prepare
 
 PLAIN = "value.pkl"
 CLOUD = "value.cloudpickle.pkl"
-# A fixed protocol keeps the bytes (and so the content hash) the same across Python versions.
+# A fixed protocol: a new Python with a newer default would otherwise change the bytes (and hash).
 PROTOCOL = 5
 
 

@@ -95,10 +95,15 @@ def project_files(root: Path) -> list[str]:
     listed = _git_files(root)
     if listed is None:
         listed = _walk_files(root)
+    # A folder holding pyvenv.cfg is a virtual environment, whatever its name.
+    venvs = tuple(p[: -len("pyvenv.cfg")] for p in listed if p.endswith("/pyvenv.cfg"))
     return sorted(
         path
         for path in listed
-        if not _skipped(path) and (root / path).is_file() and not (root / path).is_symlink()
+        if not _skipped(path)
+        and not (venvs and path.startswith(venvs))
+        and (root / path).is_file()
+        and not (root / path).is_symlink()
     )
 
 

@@ -121,9 +121,7 @@ def _outputs_of(step_result: Any) -> Mapping[str, Mapping[str, Any]]:
     return {name: dict(info) for name, info in outputs.items()}
 
 
-def write_kfp_outputs(
-    executor_input: str | Mapping[str, Any], step_result: Any
-) -> dict[str, Any]:
+def write_kfp_outputs(executor_input: str | Mapping[str, Any], step_result: Any) -> dict[str, Any]:
     """Point KFP's output artifacts at our artifacts and write KFP's executor output file.
 
     Args:
@@ -155,7 +153,11 @@ def write_kfp_outputs(
         metadata.update(uri=pointer["uri"], sha256=pointer["sha256"])
         written[name] = {
             "artifacts": [
-                {"name": artifact.get("name", name), "uri": artifact.get("uri", ""), "metadata": metadata}
+                {
+                    "name": artifact.get("name", name),
+                    "uri": artifact.get("uri", ""),
+                    "metadata": metadata,
+                }
             ]
         }
     result = {"artifacts": written} if written else {}
@@ -195,7 +197,7 @@ def lightweight_function(argv: list[str] | None = None) -> Callable[..., None]:
     executor_input_text = _argv_value(argv, "--executor_input")
     run_step_argv = json.loads(_argv_value(argv, LIGHTWEIGHT_ARGV_FLAG))
     data = parse_executor_input(executor_input_text)
-    input_names = list((data.get("inputs", {}).get("artifacts") or {}))
+    input_names = list(data.get("inputs", {}).get("artifacts") or {})
     output_names = list(data["outputs"].get("artifacts") or {})
 
     from kfp.dsl import Artifact, Output

@@ -108,7 +108,9 @@ def apply_step_settings(
     return dataclasses.replace(pipeline_ir, steps=tuple(new_steps))
 
 
-def run_pipeline(pipeline: Any, parameters: Mapping[str, Any] | None = None, **options: Any) -> RunRecord:
+def run_pipeline(
+    pipeline: Any, parameters: Mapping[str, Any] | None = None, **options: Any
+) -> RunRecord:
     """Run a pipeline on the active stack (the embedded SQLite + local folder by default).
 
     Args:
@@ -213,7 +215,9 @@ def _execute(
                 store.update_run(run_id, links=links)
                 run_info = dataclasses.replace(run_info, links=links)
         runner = _run_sequential if parallel == 1 else _run_parallel
-        runner(stack, pipeline_ir, run_id, run_parameters, cache, parallel, progress, run_info, results)
+        runner(
+            stack, pipeline_ir, run_id, run_parameters, cache, parallel, progress, run_info, results
+        )
         failed = any(r.status == "failed" for r in results.values())
         status = "failed" if failed or len(results) < len(pipeline_ir.steps) else "completed"
     finally:
@@ -223,7 +227,9 @@ def _execute(
         store.finish_run(run_id, status, git_dirty=git.dirty(), **extra)
         if stack.tracker is not None and run_info is not None:
             stack.tracker.call("on_run_end", run_info, status)
-    record = _record(stack, pipeline_ir, run_id, status, run_parameters, ir_sha, git, links, results)
+    record = _record(
+        stack, pipeline_ir, run_id, status, run_parameters, ir_sha, git, links, results
+    )
     if status == "failed" and raise_on_failure:
         failed_result = next(r for r in results.values() if r.status == "failed")
         if isinstance(failed_result.error, BridgeError):
@@ -270,7 +276,9 @@ def _attempts(
         time.sleep(delay)
         attempt += 1
     progress(
-        StepEvent(step.name, result.status, result.duration_s, attempt, result.traceback, result.error)
+        StepEvent(
+            step.name, result.status, result.duration_s, attempt, result.traceback, result.error
+        )
     )
     return result
 
@@ -363,7 +371,10 @@ def _record(
             status=result.status,
             duration_s=result.duration_s,
             outputs=_named(
-                {k: ArtifactRecord.from_info(v, stack.artifacts) for k, v in result.outputs.items()},
+                {
+                    k: ArtifactRecord.from_info(v, stack.artifacts)
+                    for k, v in result.outputs.items()
+                },
                 "output",
                 f"Step '{name}'",
             ),
@@ -396,6 +407,9 @@ def _print_event(event: StepEvent, out: Any) -> None:
     duration = f" ({event.duration_s:.2f}s)" if event.duration_s is not None else ""
     retry = f" attempt {event.attempt}" if event.status == "retrying" else ""
     print(f"  {event.step:<24} {label}{retry}{duration}", file=out, flush=True)
-    if event.status in ("failed", "retrying") and event.traceback:
-        if not isinstance(event.error, BridgeError):
-            print("    " + event.traceback.rstrip().replace("\n", "\n    "), file=out, flush=True)
+    if (
+        event.status in ("failed", "retrying")
+        and event.traceback
+        and not isinstance(event.error, BridgeError)
+    ):
+        print("    " + event.traceback.rstrip().replace("\n", "\n    "), file=out, flush=True)

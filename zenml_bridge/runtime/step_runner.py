@@ -10,6 +10,8 @@ when every recorded output materializer still has the same version.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import importlib
 import inspect
@@ -83,7 +85,9 @@ def load_callable(source: str) -> Callable[[Mapping[str, Any]], Any]:
             return func(**{n: values[n] for n in names})
 
     else:
-        raise BridgeError(f"The step source {source!r} names a {type(target).__name__}, not a step.")
+        raise BridgeError(
+            f"The step source {source!r} names a {type(target).__name__}, not a step."
+        )
     _CALLABLES[source] = (module, caller)
     return caller
 
@@ -99,13 +103,17 @@ def step_parameters(step: ir.Step, run_parameters: Mapping[str, Any]) -> dict[st
     return values
 
 
-def cache_key(step: ir.Step, parameters: Mapping[str, Any], inputs: Mapping[str, OutputInfo]) -> str:
+def cache_key(
+    step: ir.Step, parameters: Mapping[str, Any], inputs: Mapping[str, OutputInfo]
+) -> str:
     payload = {
         "v": 1,
         "source": step.source,
         "code": step.code_hash,
         "parameters": parameters,
-        "inputs": {name: [i["sha256"], i["materializer"], i["version"]] for name, i in inputs.items()},
+        "inputs": {
+            name: [i["sha256"], i["materializer"], i["version"]] for name, i in inputs.items()
+        },
         "outputs": [[o.name, o.materializer or ""] for o in step.outputs],
         "salt": step.cache_salt,
     }
@@ -228,8 +236,7 @@ def run_step(
                 cache_key=key,
                 attempt=attempt,
             )
-            _track_end(stack, run_info, step, parameters, result, None)
-            return result
+            return _tracked(stack, run_info, step, parameters, result, None, run_id, started)
     context = StepContext(run_id, step.name, pipeline.name, parameters)
     outputs: dict[str, OutputInfo] = {}
     new_artifacts: list[dict[str, Any]] = []
@@ -254,7 +261,7 @@ def run_step(
                 run_id,
                 step.name,
                 spec.name,
-                lambda folder, fs, m=materializer, v=value: m.save(v, folder, fs),
+                functools.partial(_save, materializer, value),
             )
             art = artifact_id(run_id, step.name, spec.name)
             version = str(materializer.version)
@@ -341,8 +348,43 @@ def run_step(
         cache_key=key,
         attempt=attempt,
     )
-    _track_end(stack, run_info, step, parameters, result, context)
+    return _tracked(stack, run_info, step, parameters, result, context, run_id, started)
+
+
+def _tracked(
+    stack: Stack,
+    run_info: RunInfo | None,
+    step: ir.Step,
+    parameters: Mapping[str, Any],
+    result: StepResult,
+    context: StepContext | None,
+    run_id: str,
+    started: float,
+) -> StepResult:
+    """Tell the tracker; when it fails (on_error: fail) the recorded step becomes failed."""
+    try:
+        _track_end(stack, run_info, step, parameters, result, context)
+    except BridgeError as exc:
+        stack.metadata.record_step(
+            run_id=run_id,
+            step=step.name,
+            status="failed",
+            outputs=result.outputs,
+            cache_key=result.cache_key,
+            parameters=parameters,
+            metadata=context.metadata if context else None,
+            metrics=context.metrics if context else None,
+            error=str(exc),
+            attempt=result.attempt,
+            started_at=started,
+            ended_at=time.time(),
+        )
+        return dataclasses.replace(result, status="failed", error=exc, traceback=str(exc))
     return result
+
+
+def _save(materializer: Any, value: Any, folder: str, fs: Any) -> None:
+    materializer.save(value, folder, fs)
 
 
 def _still_valid(registry: Any, hit: Mapping[str, OutputInfo]) -> bool:

@@ -109,7 +109,14 @@ class ArtifactStore:
         prefix = f".{output}.tmp-"
         temp = os.path.join(parent, prefix + secrets.token_hex(6))
         try:
-            os.makedirs(temp)
+            # Two syscalls for a new step folder; makedirs only for the run's first step.
+            try:
+                os.mkdir(parent)
+            except FileExistsError:
+                pass
+            except FileNotFoundError:
+                os.makedirs(parent, exist_ok=True)
+            os.mkdir(temp)
         except OSError as exc:
             raise BridgeError(
                 f"Cannot write the artifact folder {final} ({exc.strerror}). Check that the "
@@ -170,10 +177,10 @@ class ArtifactStore:
     def content_hash(self, uri: str) -> str:
         """sha256 of an artifact folder; a BridgeError when it does not exist."""
         if _is_local(uri):
-            path = _strip_file(uri)
-            if not os.path.isdir(path):
-                raise _missing(uri)
-            return _hash_local(path)[0]
+            try:
+                return _hash_local(_strip_file(uri))[0]
+            except (FileNotFoundError, NotADirectoryError):
+                raise _missing(uri) from None
         fs, path = _url_to_fs(uri)
         if not fs.exists(path):
             raise _missing(uri)
@@ -187,12 +194,18 @@ def _missing(uri: str) -> BridgeError:
     )
 
 
+def _list_local(folder: str, prefix: str, out: list[tuple[str, str]]) -> None:
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                _list_local(entry.path, f"{prefix}{entry.name}/", out)
+            else:
+                out.append((prefix + entry.name, entry.path))
+
+
 def _hash_local(folder: str) -> tuple[str, int]:
     files: list[tuple[str, str]] = []
-    for dirpath, _dirs, names in os.walk(folder):
-        for name in names:
-            full = os.path.join(dirpath, name)
-            files.append((os.path.relpath(full, folder).replace(os.sep, "/"), full))
+    _list_local(folder, "", files)
     files.sort()
     digest = hashlib.sha256()
     total = 0
@@ -231,10 +244,75 @@ def _hash_fs(fs: Any, folder: str) -> tuple[str, int]:
 def filesystem_for(url: str) -> Any:
     """The fsspec filesystem for a URL or local path."""
     if _is_local(url):
+        return LocalFS()
+    return _url_to_fs(url)[0]
+
+
+class LocalFS:
+    """Local files through fsspec's interface, importing fsspec only when really needed.
+
+    ``open``, ``exists`` and ``makedirs`` (all the built-in materializers use for small values)
+    are served with ``os``; any other attribute, and ``isinstance(fs, LocalFileSystem)``,
+    loads fsspec's (fast) LocalFileSystem and defers to it. Importing fsspec costs more than a
+    whole small pipeline run.
+    """
+
+    protocol = ("file", "local")
+
+    def open(self, path: Any, mode: str = "rb", **kwargs: Any) -> Any:
+        plain = isinstance(path, str) and "://" not in path and mode in _PLAIN_MODES
+        if plain and set(kwargs) <= {"encoding"}:
+            if "b" in mode:
+                return open(path, mode)
+            return open(path, mode, encoding=kwargs.get("encoding"))
+        return _fast_local().open(path, mode, **kwargs)
+
+    def exists(self, path: str, **kwargs: Any) -> bool:
+        return os.path.exists(_strip_file(path))
+
+    def makedirs(self, path: str, exist_ok: bool = False) -> None:
+        os.makedirs(_strip_file(path), exist_ok=exist_ok)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(_fast_local(), name)
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        return type(_fast_local())
+
+
+_PLAIN_MODES = ("rb", "wb", "r", "w", "ab", "a")
+
+
+_LOCAL_FS: Any = None
+
+
+def _fast_local() -> Any:
+    """fsspec's LocalFileSystem whose plain ``open`` returns a built-in file.
+
+    fsspec wraps every local file in a Python-level opener; for the small artifacts of most
+    steps that wrapper costs more than the write itself. Anything beyond a plain open (other
+    kwargs, compression) goes through fsspec unchanged.
+    """
+    global _LOCAL_FS
+    if _LOCAL_FS is None:
         from fsspec.implementations.local import LocalFileSystem
 
-        return LocalFileSystem()
-    return _url_to_fs(url)[0]
+        class FastLocalFileSystem(LocalFileSystem):  # type: ignore[misc]
+            def open(self, path: Any, mode: str = "rb", **kwargs: Any) -> Any:
+                if (
+                    isinstance(path, str)
+                    and "://" not in path
+                    and mode in ("rb", "wb", "r", "w", "ab", "a")
+                    and set(kwargs) <= {"encoding"}
+                ):
+                    if "b" not in mode:
+                        return open(path, mode, encoding=kwargs.get("encoding"))
+                    return open(path, mode)
+                return super().open(path, mode, **kwargs)
+
+        _LOCAL_FS = FastLocalFileSystem()
+    return _LOCAL_FS
 
 
 def _url_to_fs(url: str) -> tuple[Any, str]:

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from zenml_bridge.errors import BridgeError
+from zenml_bridge.stores.fastpath import tune_sqlite
 
 #: URL scheme -> SQLAlchemy driver name used when the URL names no driver.
 DRIVERS = {
@@ -76,23 +77,11 @@ def _sqlite_engine(parsed: sa.URL) -> sa.Engine:
                 " Choose a writable location with ZENML_BRIDGE_METADATA_URL or "
                 "`zenml-bridge init` in a writable project folder."
             ) from None
-    engine = sa.create_engine(
-        parsed, connect_args={"timeout": 60, "check_same_thread": False}
-    )
+    engine = sa.create_engine(parsed, connect_args={"timeout": 60, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
-        # Autocommit at the driver level: we issue BEGIN ourselves (see _begin).
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA busy_timeout = 60000")
-        mode = cursor.execute("PRAGMA journal_mode").fetchone()[0]
-        if mode != "wal" and database != ":memory:":
-            cursor.execute("PRAGMA journal_mode = WAL")
-        # WAL + NORMAL: a commit is durable against process crashes (SIGKILL), without fsync
-        # per transaction; only a power loss may drop the last commits.
-        cursor.execute("PRAGMA synchronous = NORMAL")
-        cursor.close()
+        tune_sqlite(dbapi_connection)  # autocommit driver: we issue BEGIN ourselves (_begin)
 
     @event.listens_for(engine, "begin")
     def _begin(conn: sa.Connection) -> None:

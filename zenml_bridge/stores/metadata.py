@@ -13,29 +13,53 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 import json
 import random
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
-
-import sqlalchemy as sa
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from zenml_bridge.errors import BridgeError, did_you_mean
-from zenml_bridge.stores.connect import (
-    connection_error,
-    create_engine,
-    describe_url,
-    is_transient,
-)
-from zenml_bridge.stores.schema import MIGRATIONS, SCHEMA_VERSION, Tables, tables
+from zenml_bridge.stores.fastpath import CompiledStatements, open_compiled_sqlite
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from zenml_bridge.stores.schema import Tables
+else:
+    sa = None  # imported by _sqlalchemy() on first use: a run on a ready SQLite store needs none
 
 T = TypeVar("T")
 Row = dict[str, Any]
 
 _JSON_COLUMNS = {"parameters", "links", "outputs", "metadata", "metrics"}
-_ENGINES: dict[str, sa.Engine] = {}
+_ENGINES: dict[str, Any] = {}
+#: Bump when the hot-path statements change: stores then compile and save them again.
+STATEMENTS_VERSION = 1
+
+
+def _sqlalchemy() -> Any:
+    global sa
+    if sa is None:
+        import sqlalchemy
+
+        sa = sqlalchemy
+    return sa
+
+
+def describe_url(url: str) -> str:
+    from zenml_bridge.stores.connect import describe_url as describe
+
+    return describe(url)
+
+
+def _is_transient(exc: BaseException) -> bool:
+    from zenml_bridge.stores.connect import is_transient
+
+    return is_transient(exc)  # type: ignore[arg-type]
 
 
 def _dumps(value: Any) -> str:
@@ -60,22 +84,79 @@ class MetadataStore:
     """
 
     def __init__(self, url: str, *, table_prefix: str = "zb_") -> None:
+        if not re.fullmatch(r"[A-Za-z0-9_]*", table_prefix):
+            raise BridgeError(f"Table prefix {table_prefix!r}: use letters, digits and '_'.")
         self.url = url
         self.table_prefix = table_prefix
-        self.t: Tables = tables(table_prefix)
-        engine = _ENGINES.get(url)
-        if engine is None:
-            engine = _ENGINES[url] = create_engine(url)
-        self.engine = engine
-        self.dialect = engine.dialect.name
+        self.dialect = _backend(url)
+        self._engine: Any = None
+        self._t: Tables | None = None
         self._known_versions: set[str] = set()
+        key = self._statements_key()
+        # A ready SQLite store holds its compiled hot-path statements: use them without
+        # importing SQLAlchemy (most of a short run's start-up time otherwise).
+        fast = open_compiled_sqlite(url, table_prefix, key) if self.dialect == "sqlite" else None
+        if fast is None:
+            fast = self._open_with_sqlalchemy(key)
+        self._fast = fast.run
+
+    @staticmethod
+    def _statements_key() -> str:
+        from zenml_bridge.stores.schema import SCHEMA_VERSION
+
+        return f"s{SCHEMA_VERSION}.v{STATEMENTS_VERSION}"
+
+    def _open_with_sqlalchemy(self, key: str) -> CompiledStatements:
+        from zenml_bridge.stores.connect import connection_error
+
+        sa = _sqlalchemy()
         try:
             self._ensure_schema()
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
-            if is_transient(exc):
+            if _is_transient(exc):
                 raise
-            raise connection_error(url, exc) from None
-        self._stmts = self._statements()
+            raise connection_error(self.url, exc) from None
+        compiled = CompiledStatements.from_engine(self.engine, self._statements())
+        if self.dialect == "sqlite":
+            self._save_statements(key, compiled)
+        return compiled
+
+    def _save_statements(self, key: str, compiled: CompiledStatements) -> None:
+        table = self.t.statements
+        rows = [
+            {"key": key, "name": name, "sql": sql, "params": json.dumps(order)}
+            for name, (sql, order) in sorted(compiled.sql.items())
+        ]
+
+        def work(conn: Any) -> None:
+            if conn.execute(sa.select(table.c.name).where(table.c.key == key).limit(1)).first():
+                return
+            conn.execute(table.insert(), rows)
+
+        self._write(work)
+
+    @property
+    def engine(self) -> Any:
+        """The SQLAlchemy engine (created, and SQLAlchemy imported, on first use)."""
+        if self._engine is None:
+            _sqlalchemy()
+            from zenml_bridge.stores.connect import create_engine
+
+            engine = _ENGINES.get(self.url)
+            if engine is None:
+                engine = _ENGINES[self.url] = create_engine(self.url)
+            self._engine = engine
+        return self._engine
+
+    @property
+    def t(self) -> Tables:
+        """The tables of this store's prefix."""
+        if self._t is None:
+            _sqlalchemy()
+            from zenml_bridge.stores.schema import tables
+
+            self._t = tables(self.table_prefix, self.dialect)
+        return self._t
 
     def __repr__(self) -> str:
         return f"MetadataStore({describe_url(self.url)!r})"
@@ -95,13 +176,15 @@ class MetadataStore:
                 with self.engine.begin() as conn:
                     return work(conn)
             except sa.exc.DBAPIError as exc:
-                if attempt == 11 or not is_transient(exc):
+                if attempt == 11 or not _is_transient(exc):
                     raise
             time.sleep(delay * (1 + random.random()))
             delay = min(delay * 2, 1.0)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _ensure_schema(self) -> None:
+        from zenml_bridge.stores.schema import SCHEMA_VERSION
+
         version = self._schema_version()
         if version == SCHEMA_VERSION:
             return
@@ -125,6 +208,8 @@ class MetadataStore:
             raise
 
     def _migrate(self, conn: sa.Connection) -> None:
+        from zenml_bridge.stores.schema import MIGRATIONS, SCHEMA_VERSION
+
         lock = _lock_name(self.table_prefix)
         if self.dialect == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:n))"), {"n": lock})
@@ -148,11 +233,9 @@ class MetadataStore:
     def _insert(self, table: sa.Table, keys: Sequence[str] = (), update: Sequence[str] = ()) -> Any:
         """INSERT that ignores (no ``update``) or overwrites (``update``) an existing key."""
         if self.dialect in ("sqlite", "postgresql"):
-            if self.dialect == "sqlite":
-                from sqlalchemy.dialects.sqlite import insert
-            else:
-                from sqlalchemy.dialects.postgresql import insert
-            stmt = insert(table)
+            # Import only the dialect in use: each costs tens of milliseconds.
+            module: Any = importlib.import_module(f"sqlalchemy.dialects.{self.dialect}")
+            stmt = module.insert(table)
             if not update:
                 return stmt.on_conflict_do_nothing()
             return stmt.on_conflict_do_update(
@@ -162,8 +245,8 @@ class MetadataStore:
 
         if not update:
             return sa.insert(table).prefix_with("IGNORE")
-        stmt = mysql_insert(table)
-        return stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in update})
+        upsert: Any = mysql_insert(table)
+        return upsert.on_duplicate_key_update({c: upsert.inserted[c] for c in update})
 
     def _statements(self) -> dict[str, Any]:
         t = self.t
@@ -177,6 +260,13 @@ class MetadataStore:
             "artifact": self._insert(t.artifacts, ("artifact_id",), art_cols),
             "consumer": self._insert(t.consumers),
             "cache": self._insert(t.cache),
+            "finish": t.runs.update()
+            .where(t.runs.c.run_id == sa.bindparam("rid"))
+            .values(
+                status=sa.bindparam("st"),
+                ended_at=sa.bindparam("end"),
+                git_dirty=sa.bindparam("dirty"),
+            ),
             "cache_get": sa.select(t.cache.c.outputs).where(
                 t.cache.c.cache_key == sa.bindparam("k")
             ),
@@ -201,31 +291,27 @@ class MetadataStore:
         """Record a run as ``running`` (idempotent: a second call for the same id is a no-op)."""
         now = time.time()
         known = ir_sha256 in self._known_versions
-
-        def work(conn: sa.Connection) -> None:
-            if not known:
-                conn.execute(self._stmts["pipeline"], {"name": pipeline, "created_at": now})
-                row = {"ir_sha256": ir_sha256, "pipeline": pipeline, "created_at": now}
-                conn.execute(self._stmts["version"], {**row, "ir_json": ir_json()})
-            conn.execute(
-                self._stmts["run"],
-                {
-                    "run_id": run_id,
-                    "pipeline": pipeline,
-                    "ir_sha256": ir_sha256,
-                    "status": "running",
-                    "parameters": _dumps(dict(parameters)),
-                    "git_sha": git_sha,
-                    "git_dirty": git_dirty,
-                    "code_archive_sha256": code_archive_sha256,
-                    "links": _dumps(dict(links or {})),
-                    "backend": backend,
-                    "started_at": now,
-                    "ended_at": None,
-                },
-            )
-
-        self._write(work)
+        ops: list[tuple[str, Sequence[Mapping[str, Any]]]] = []
+        if not known:
+            ops.append(("pipeline", [{"name": pipeline, "created_at": now}]))
+            row = {"ir_sha256": ir_sha256, "pipeline": pipeline, "created_at": now}
+            ops.append(("version", [{**row, "ir_json": ir_json()}]))
+        run_row = {
+            "run_id": run_id,
+            "pipeline": pipeline,
+            "ir_sha256": ir_sha256,
+            "status": "running",
+            "parameters": _dumps(dict(parameters)),
+            "git_sha": git_sha,
+            "git_dirty": git_dirty,
+            "code_archive_sha256": code_archive_sha256,
+            "links": _dumps(dict(links or {})),
+            "backend": backend,
+            "started_at": now,
+            "ended_at": None,
+        }
+        ops.append(("run", [run_row]))
+        self._fast(ops)
         self._known_versions.add(ir_sha256)
 
     def update_run(self, run_id: str, **values: Any) -> None:
@@ -235,9 +321,17 @@ class MetadataStore:
         runs = self.t.runs
         self._write(lambda c: c.execute(runs.update().where(runs.c.run_id == run_id), values))
 
-    def finish_run(self, run_id: str, status: str, **values: Any) -> None:
-        """Mark a run ``completed`` or ``failed`` (and set other columns, e.g. ``git_dirty``)."""
-        self.update_run(run_id, status=status, ended_at=time.time(), **values)
+    def finish_run(
+        self, run_id: str, status: str, *, git_dirty: bool | None = None, **values: Any
+    ) -> None:
+        """Mark a run ``completed`` or ``failed`` (and set ``git_dirty``, ``links``, ...)."""
+        if values:
+            self.update_run(
+                run_id, status=status, ended_at=time.time(), git_dirty=git_dirty, **values
+            )
+            return
+        row = {"rid": run_id, "st": status, "end": time.time(), "dirty": git_dirty}
+        self._fast([("finish", [row])])
 
     def complete_run_if_done(self, run_id: str, n_steps: int) -> bool:
         """Mark the run completed when all ``n_steps`` steps finished; True when this call did.
@@ -254,9 +348,11 @@ class MetadataStore:
         )
         if self.dialect in ("mysql", "mariadb"):
             # MySQL refuses a subquery on the table being updated unless it is materialized.
-            done = sa.select(sa.text("n")).select_from(
-                sa.select(done.label("n")).subquery("d")
-            ).scalar_subquery()
+            done = (
+                sa.select(sa.text("n"))
+                .select_from(sa.select(done.label("n")).subquery("d"))
+                .scalar_subquery()
+            )
         stmt = (
             runs.update()
             .where(runs.c.run_id == run_id, runs.c.status != "completed", done >= n_steps)
@@ -332,9 +428,8 @@ class MetadataStore:
 
     def lookup_cache(self, cache_key: str) -> dict[str, Any] | None:
         """The outputs recorded under ``cache_key`` (name -> artifact info), or None."""
-        with self._read() as conn:
-            text = conn.execute(self._stmts["cache_get"], {"k": cache_key}).scalar()
-        return json.loads(text) if text else None
+        row = self._fast([("cache_get", [{"k": cache_key}])], write=False)
+        return json.loads(row[0]) if row else None
 
     def record_step(
         self,
@@ -376,27 +471,27 @@ class MetadataStore:
             {"artifact_id": a, "run_id": run_id, "step": step, "input": name}
             for a, name in consumed
         ]
-        stmts = self._stmts
-
-        def work(conn: sa.Connection) -> None:
-            conn.execute(stmts["step"], step_row)
-            if new_artifacts:
-                conn.execute(stmts["artifact"], list(new_artifacts))
-            if consumer_rows:
-                conn.execute(stmts["consumer"], consumer_rows)
-            if write_cache and cache_key:
-                conn.execute(
-                    stmts["cache"],
-                    {
-                        "cache_key": cache_key,
-                        "run_id": run_id,
-                        "step": step,
-                        "outputs": outputs_json,
-                        "created_at": ended_at,
-                    },
+        ops: list[tuple[str, Sequence[Mapping[str, Any]]]] = [("step", [step_row])]
+        if new_artifacts:
+            ops.append(("artifact", new_artifacts))
+        if consumer_rows:
+            ops.append(("consumer", consumer_rows))
+        if write_cache and cache_key:
+            ops.append(
+                (
+                    "cache",
+                    [
+                        {
+                            "cache_key": cache_key,
+                            "run_id": run_id,
+                            "step": step,
+                            "outputs": outputs_json,
+                            "created_at": ended_at,
+                        }
+                    ],
                 )
-
-        self._write(work)
+            )
+        self._fast(ops)
 
     # -- artifacts ------------------------------------------------------------------------------
 
@@ -442,14 +537,32 @@ class MetadataStore:
         with self._read() as conn:
             return [_row(r) for r in conn.execute(query)]
 
+    def cache_reuses(self, artifact_id: str) -> list[Row]:
+        """Cached step runs that reused the artifact as their output (run id, step)."""
+        steps = self.t.step_runs
+        pattern = f'%"id":"{artifact_id}"%'
+        query = (
+            sa.select(steps.c.run_id, steps.c.step)
+            .where(steps.c.status == "cached", steps.c.outputs.like(pattern))
+            .order_by(steps.c.started_at)
+        )
+        with self._read() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
     def cache_entries(self) -> int:
         with self._read() as conn:
-            return int(conn.execute(sa.select(sa.func.count()).select_from(self.t.cache)).scalar())
+            count = conn.execute(sa.select(sa.func.count()).select_from(self.t.cache)).scalar()
+        return int(count or 0)
 
     def drop_tables(self) -> None:
         """Drop every table of this store (tests and `stack` clean-up)."""
         with self.engine.begin() as conn:
             self.t.metadata.drop_all(conn)
+
+
+def _backend(url: str) -> str:
+    scheme = url.split(":", 1)[0].split("+", 1)[0]
+    return {"mariadb": "mysql", "postgres": "postgresql"}.get(scheme, scheme)
 
 
 def _lock_name(prefix: str) -> str:

@@ -12,17 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-from sqlalchemy.dialects import mysql
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
-SCHEMA_VERSION = 1
-
-# Long JSON documents (an IR of 1,000 steps) exceed MySQL's 64 KiB TEXT.
-LongText = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
-Id = sa.String(255)
-Name = sa.String(128)
-Sha = sa.String(64)
+#: The newest schema version (this module imports SQLAlchemy only when tables are built).
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -38,12 +34,31 @@ class Tables:
     artifacts: sa.Table
     consumers: sa.Table
     cache: sa.Table
+    statements: sa.Table
+
+
+def _long_text(backend: str) -> Any:
+    import sqlalchemy as sa
+
+    if backend != "mysql":
+        return sa.Text()
+    # Long JSON documents (an IR of 1,000 steps) exceed MySQL's 64 KiB TEXT. The MySQL
+    # dialect module is imported only for MySQL/MariaDB stores.
+    from sqlalchemy.dialects.mysql import LONGTEXT
+
+    return LONGTEXT()
 
 
 @cache
-def tables(prefix: str = "zb_") -> Tables:
-    """The table definitions for ``prefix`` (built once per prefix)."""
+def tables(prefix: str = "zb_", backend: str = "sqlite") -> Tables:
+    """The table definitions for ``prefix`` (built once per prefix and backend)."""
+    import sqlalchemy as sa
+
+    Id = sa.String(255)
+    Name = sa.String(128)
+    Sha = sa.String(64)
     md = sa.MetaData()
+    LongText = _long_text(backend)
     p = prefix
     return Tables(
         metadata=md,
@@ -133,6 +148,16 @@ def tables(prefix: str = "zb_") -> Tables:
             sa.Column("outputs", LongText, nullable=False),
             sa.Column("created_at", sa.Double, nullable=False),
         ),
+        # The hot-path statements compiled for this store (SQLite), so that a run on a ready
+        # store needs no SQLAlchemy import. key = schema and statement-set version.
+        statements=sa.Table(
+            f"{p}statements",
+            md,
+            sa.Column("key", sa.String(32), primary_key=True),
+            sa.Column("name", Name, primary_key=True),
+            sa.Column("sql", LongText, nullable=False),
+            sa.Column("params", LongText, nullable=False),
+        ),
     )
 
 
@@ -149,5 +174,9 @@ def _v1(conn: sa.Connection, t: Tables) -> None:
         table.create(conn, checkfirst=True)
 
 
+def _v2(conn: sa.Connection, t: Tables) -> None:
+    t.statements.create(conn, checkfirst=True)
+
+
 #: version -> migration; each brings the schema from version-1 to version.
-MIGRATIONS: dict[int, Callable[[sa.Connection, Tables], None]] = {1: _v1}
+MIGRATIONS: dict[int, Callable[[sa.Connection, Tables], None]] = {1: _v1, 2: _v2}

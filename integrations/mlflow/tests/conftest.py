@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from zenml_bridge.config import Settings
 
 # A tracking URI from the developer's shell must not leak into tests.
@@ -40,12 +39,15 @@ class MlflowServer:
     def __init__(self, folder: Path, template: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
-        db = folder / "server.db"
-        if not db.exists():
-            shutil.copyfile(template, db)
+        self.db = folder / "server.db"
+        shutil.copyfile(template, self.db)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = folder / "server.log"
+        self.start()
+
+    def start(self) -> None:
+        """Start (or start again, same port and database) and wait until /health answers."""
         mlflow_cli = Path(sys.executable).with_name("mlflow")
         env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
         with self.log.open("ab") as log:
@@ -58,9 +60,9 @@ class MlflowServer:
                     "--port",
                     str(self.port),
                     "--backend-store-uri",
-                    f"sqlite:///{db}",
+                    f"sqlite:///{self.db}",
                     "--artifacts-destination",
-                    str(folder / "artifacts"),
+                    str(self.folder / "artifacts"),
                     "--workers",
                     "1",
                 ],
@@ -68,7 +70,7 @@ class MlflowServer:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # own process group: stop() takes the workers too
                 env=env,
-                cwd=folder,
+                cwd=self.folder,
             )
         self._wait_healthy(timeout=180)
 

@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
-
 from zenml_bridge import get_step_context, pipeline, step
+
 from zenml_bridge_mlflow.model import MLflowModel
 from zenml_bridge_mlflow.steps import load_registered_model, log_model, register_model
 
@@ -84,19 +84,24 @@ def outage(rows: int = 10) -> None:
 # -- models ---------------------------------------------------------------------------------
 
 
+@step
+def features(df: pd.DataFrame) -> pd.DataFrame:
+    return df.drop(columns=["y"])
+
+
 @pipeline
 def registry(rows: int = 60, model_name: str = "zb-model") -> None:
     df = load(rows=rows)
     model = train(df)
-    logged = log_model(model, input_example=df.drop(columns=["y"]))
+    logged = log_model(model, input_example=features(df))
     version = register_model(logged, name=model_name, alias="champion", tags={"team": "ml"})
     served = load_registered_model(name=model_name, alias="champion", after=version)
-    predict(served, df)
+    predict(served, features(df))
 
 
 @step
-def predict(model: MLflowModel, df: pd.DataFrame) -> list[int]:
-    return [int(v) for v in model.load().predict(df.drop(columns=["y"]))]
+def predict(model: MLflowModel, x: pd.DataFrame) -> list[int]:
+    return [int(v) for v in model.load().predict(x)]
 
 
 @step(settings={"mlflow": {"autolog": {"log_models": False}}})
@@ -144,3 +149,53 @@ def pyfunc_model() -> None:
 @step
 def predict_pyfunc(model: MLflowModel, df: pd.DataFrame) -> list[float]:
     return [float(v) for v in model.predict(df)["a"]]
+
+
+# -- one process per step (what Airflow and Kubeflow do) -------------------------------------
+
+
+@step
+def left(n: int = 3) -> int:
+    get_step_context().log_metric("left_metric", n)
+    return n
+
+
+@step
+def right(n: int = 4) -> int:
+    get_step_context().log_metric("right_metric", n)
+    return n
+
+
+@step
+def join(a: int, b: int) -> int:
+    return a + b
+
+
+@pipeline
+def fan(n: int = 3) -> None:
+    join(left(n=n), right(n=n))
+
+
+def race_worker(url: str, run_ids: list[str], step_name: str, barrier: Any, out: Any) -> None:
+    """One 'step process' per call: starts the run and its step at the same moment as another."""
+    from zenml_bridge.runtime.tracking import RunInfo, StepInfo
+
+    from zenml_bridge_mlflow.tracker import MLflowExperimentTracker
+
+    tracker = MLflowExperimentTracker(tracking_uri=url)
+    for run_id in run_ids:
+        run = RunInfo(
+            run_id=run_id,
+            pipeline="race",
+            parameters={"p": 1},
+            ir_sha256="0" * 64,
+            backend="airflow",
+        )
+        barrier.wait(timeout=120)
+        links = tracker.on_run_start(run)
+        info = StepInfo(name=step_name, parameters={"s": step_name})
+        tracker.on_step_start(run, info)
+        tracker.log_metrics(run, info, {"m": 1.0})
+        done = StepInfo(name=step_name, parameters={"s": step_name}, outputs={"o": ("u", "h")})
+        tracker.on_step_end(run, done, "completed")
+        out.put((run_id, step_name, links["mlflow.run_id"]))

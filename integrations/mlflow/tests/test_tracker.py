@@ -7,7 +7,6 @@ from typing import Any
 import mlflow_pipelines as mp
 import pytest
 from mlflow import MlflowClient
-
 from zenml_bridge.runtime import run_pipeline
 from zenml_bridge.runtime.records import load_run
 
@@ -128,7 +127,9 @@ def test_default_tracking_uri_is_sqlite_in_the_project(tmp_path: Any, make_setti
 def test_parallel_steps_share_one_parent(
     sqlite_uri: str, make_settings: Any, parallel: int
 ) -> None:
-    run = run_pipeline(mp.autologged, {"rows": 30}, settings=make_settings(sqlite_uri), parallel=parallel)
+    run = run_pipeline(
+        mp.autologged, {"rows": 30}, settings=make_settings(sqlite_uri), parallel=parallel
+    )
     client = MlflowClient(sqlite_uri)
     parent = client.get_run(run.links["mlflow.run_id"])
     children = children_of(client, parent)

@@ -22,12 +22,14 @@ def split(
 
 
 @step(retries=1, retry_delay=1)
-def report(small: list[int], large: list[int], label: str) -> Annotated[dict[str, object], "summary"]:
+def report(
+    small: list[int], large: list[int], label: str
+) -> Annotated[dict[str, object], "summary"]:
     return {"small": sum(small), "large": sum(large), "label": label}
 
 
 @pipeline
-def shop(rows: int = 12, label: str = "it's {{ ds }} \"q\" \\n $HOME") -> None:
+def shop(rows: int = 12, label: str = 'it\'s {{ ds }} "q" \\n $HOME') -> None:
     small, large = split(orders(rows=rows, label=label))
     report(small, large, label=label)
 

@@ -1,0 +1,170 @@
+"""Real Airflow loads the generated files: no import errors, the IR's graph and retry policy,
+params from pipeline parameters, and user text reaching tasks exactly as written."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import probe
+from golden_support import SHAPES, shape_pipeline
+from support import compile_to, make_pipeline, make_step
+from test_compiler import GOLDEN_OPTIONS
+
+from zenml_bridge import ir
+
+pytestmark = pytest.mark.airflow
+
+HOSTILE = {
+    "quotes": 'it\'s "{{ ds }}" \'\'\'x\'\'\' """y"""',
+    "code": "__import__('os').system('echo owned'); {% raw %}",
+    "shell": "$HOME `id` $(id) \\n \\ \n done",
+    "file_like": "script.sh",
+    "unicode": "ünïcødé ✓ 🚀",
+}
+
+
+def _hostile(name: str, operator: str) -> ir.Pipeline:
+    env = {key.upper(): value for key, value in HOSTILE.items()}
+    steps = (
+        make_step(
+            "first",
+            description=HOSTILE["quotes"],
+            env=env,
+            image=None if operator == "bash" else "registry.local/{{ ds }}/img:script.sh",
+            retry=ir.RetryPolicy(max_retries=3, delay_s=7.5, backoff_factor=2.0, max_delay_s=60),
+            timeout_s=90,
+        ),
+        make_step("second", ("first",)),
+    )
+    parameters = (
+        *(ir.Parameter(name=key, type="str", default=value) for key, value in HOSTILE.items()),
+        ir.Parameter(name="nested", type="dict", default={"k": ["{{ x }}", 1.5, None, True]}),
+    )
+    return make_pipeline(
+        *steps, name=name, description=HOSTILE["code"], parameters=parameters, schedule="@daily"
+    )
+
+
+@pytest.fixture(scope="module")
+def loaded(af_python: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Every golden shape and two hostile pipelines, compiled into one dags folder and loaded."""
+    root = tmp_path_factory.mktemp("dagbag")
+    dags = root / "dags"
+    pipelines = {}
+    for shape in SHAPES:
+        pipelines[shape] = shape_pipeline(shape).to_ir()
+        compile_to(pipelines[shape], dags, **GOLDEN_OPTIONS[shape])
+    for name, operator in (("hostile_bash", "bash"), ("hostile_k8s", "kubernetes")):
+        pipelines[name] = _hostile(name, operator)
+        image = "registry.local/default:1" if operator != "bash" else None
+        compile_to(pipelines[name], dags, operator=operator, archive=True, image=image)
+    result = probe(af_python, dags, root / "home", render=True)
+    return {"result": result, "pipelines": pipelines}
+
+
+def test_no_import_errors_and_no_warnings(loaded: dict[str, Any]) -> None:
+    result = loaded["result"]
+    assert result["import_errors"] == {}
+    assert sorted(result["dags"]) == sorted(loaded["pipelines"])
+    ours = {f: w for f, w in result["warnings"].items() if "zenml_bridge__" in f}
+    assert ours == {}
+
+
+def test_task_graph_and_retries_equal_the_ir(loaded: dict[str, Any]) -> None:
+    for name, pipeline in loaded["pipelines"].items():
+        dag = loaded["result"]["dags"][name]
+        assert dag["catchup"] is False
+        assert dag["start_date"] == "2024-01-01T00:00:00+00:00"
+        assert dag["schedule"] == pipeline.schedule
+        assert "zenml-bridge" in dag["tags"]
+        assert sorted(dag["tasks"]) == sorted(pipeline.step_names)
+        for step in pipeline.steps:
+            task = dag["tasks"][step.name]
+            assert task["upstream"] == list(step.upstream), (name, step.name)
+            assert task["retries"] == step.retry.max_retries
+            assert task["retry_delay_s"] == step.retry.delay_s
+            assert task["max_retry_delay_s"] == step.retry.max_delay_s
+            assert task["execution_timeout_s"] == step.timeout_s
+            backoff = task["retry_exponential_backoff"]
+            if step.retry.backoff_factor == 1.0:
+                assert not backoff
+            else:  # a multiplier on Airflow 3, True (doubling) on Airflow 2
+                assert backoff in (step.retry.backoff_factor, True)
+
+
+def test_params_are_the_pipeline_parameters(loaded: dict[str, Any]) -> None:
+    for name, pipeline in loaded["pipelines"].items():
+        expected = {p.name: p.default for p in pipeline.parameters}
+        if name == "params":
+            expected["rows"] = GOLDEN_OPTIONS["params"]["parameters"]["rows"]  # -p rows=50
+        assert loaded["result"]["dags"][name]["params"] == expected, name
+
+
+def _arguments(rendered: dict[str, Any]) -> dict[str, str]:
+    args = rendered["arguments"]
+    return dict(zip(args[3::2], args[4::2]))
+
+
+def test_user_text_reaches_tasks_exactly(loaded: dict[str, Any]) -> None:
+    env = {key.upper(): value for key, value in HOSTILE.items()}
+    params = {key: value for key, value in HOSTILE.items()}
+    params["nested"] = {"k": ["{{ x }}", 1.5, None, True]}
+    run_id = re.compile(r"airflow-manual__2024-01-02T03-04-05-00-00-[0-9a-f]{8}")
+
+    bash = loaded["result"]["dags"]["hostile_bash"]["tasks"]["first"]["rendered"]["env"]
+    assert {k: bash[k] for k in env} == env
+    assert bash["ZENML_BRIDGE_BACKEND"] == "airflow"
+    assert json.loads(bash["ZENML_BRIDGE_AIRFLOW_PARAMS_JSON"]) == params
+    assert run_id.fullmatch(bash["ZENML_BRIDGE_AIRFLOW_RUN_ID"])
+    pipeline = loaded["pipelines"]["hostile_bash"]
+    assert bash["ZENML_BRIDGE_AIRFLOW_IR_SHA256"] == ir.sha256(pipeline)
+
+    k8s = loaded["result"]["dags"]["hostile_k8s"]["tasks"]["first"]["rendered"]
+    assert k8s["image"] == "registry.local/{{ ds }}/img:script.sh"
+    assert {k: k8s["env_vars"][k] for k in env} == env
+    arguments = _arguments(k8s)
+    assert json.loads(arguments["--params-json"]) == params
+    assert run_id.fullmatch(arguments["--run-id"])
+    assert arguments["--step"] == "first"
+    assert k8s["arguments"][:3] == ["-m", "zenml_bridge.entrypoint", "run-step"]
+
+
+def test_profiles_map_resources(loaded: dict[str, Any]) -> None:
+    k8s = loaded["result"]["dags"]["params"]["tasks"]["generate"]
+    assert k8s["operator"] == "KubernetesPodOperator"
+    resources = k8s["rendered"]["container_resources"]
+    assert resources["requests"] == {"cpu": "500m", "memory": "1Gi"}
+    assert resources["limits"] == {"memory": "1Gi"}
+    assert k8s["rendered"]["env_vars"]["MODE"] == "test"
+    docker = loaded["result"]["dags"]["multi_output"]["tasks"]["split"]
+    assert docker["operator"] == "DockerOperator"
+    assert docker["rendered"]["image"] == "ghcr.io/acme/steps:1.4"
+    assert docker["rendered"]["command"][:4] == [
+        "python", "-m", "zenml_bridge.entrypoint", "run-step"
+    ]  # fmt: skip
+    bash = loaded["result"]["dags"]["linear"]["tasks"]["load"]
+    assert bash["operator"] == "BashOperator"
+    assert bash["rendered"]["env"]["ZENML_BRIDGE_AIRFLOW_PYTHON"] == "/opt/zenml-bridge/bin/python"
+
+
+def test_parse_time_is_reported(loaded: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    seconds = loaded["result"]["seconds"]
+    assert seconds > 0
+    with capsys.disabled():
+        print(f"\nDagBag of {len(loaded['pipelines'])} generated files: {seconds:.2f}s")
+
+
+def test_golden_files_load_unchanged(af_python: str, tmp_path: Path) -> None:
+    """The checked-in golden files themselves import in this Airflow."""
+    golden = Path(__file__).parent.parent / "golden" / "airflow"
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    for path in golden.glob("*.py"):
+        (dags / f"zenml_bridge__{path.name}").write_text(path.read_text(encoding="utf-8"))
+    result = probe(af_python, dags, tmp_path / "home")
+    assert result["import_errors"] == {}
+    assert sorted(result["dags"]) == sorted(p.stem for p in golden.glob("*.py"))

@@ -1,0 +1,223 @@
+"""The metadata store's hot path: Core statements compiled once, run as prepared statements.
+
+Recording a step must cost well under a millisecond. SQLAlchemy's per-execute machinery
+(execution context, result objects, pool checkout) costs more than SQLite's own work, so the
+few statements of the hot path (look up a cache entry, record a step, begin and finish a run)
+are SQLAlchemy Core constructs compiled ONCE for the engine's dialect and executed on a DBAPI
+connection that each thread keeps checked out of the engine's pool. Everything else uses
+ordinary Core execution.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+#: Errors after which retrying the transaction may succeed.
+TRANSIENT = (
+    "database is locked",
+    "database is busy",
+    "deadlock",
+    "could not serialize",
+    "lock wait timeout",
+)
+#: Errors after which the connection is dropped and a new one taken.
+BROKEN = (
+    "server closed the connection",
+    "connection already closed",
+    "lost connection",
+    "gone away",
+    "terminating connection",
+    "broken pipe",
+)
+Ops = Sequence[tuple[str, Sequence[Mapping[str, Any]]]]
+
+
+Compiled = dict[str, tuple[str, "tuple[str, ...] | None"]]
+
+
+def tune_sqlite(dbapi_connection: Any) -> None:
+    """WAL, busy timeout, NORMAL sync and driver autocommit (we issue BEGIN ourselves)."""
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout = 60000")
+    if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        cursor.execute("PRAGMA journal_mode = WAL")
+    # WAL + NORMAL: a commit survives a killed process (SIGKILL) without an fsync per
+    # transaction; only a power loss may drop the last commits.
+    cursor.execute("PRAGMA synchronous = NORMAL")
+    cursor.close()
+
+
+def _sqlite_file(url: str) -> str | None:
+    """The database file of a plain ``sqlite:///path`` URL, else None."""
+    if not url.startswith("sqlite:///") or "?" in url:
+        return None
+    path = url[len("sqlite:///") :]
+    return path if path and path != ":memory:" and not path.startswith("file:") else None
+
+
+def _connect_sqlite(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=60, check_same_thread=False, isolation_level=None)
+    tune_sqlite(conn)
+    return conn
+
+
+def open_compiled_sqlite(url: str, prefix: str, key: str) -> CompiledStatements | None:
+    """The statements a ready SQLite store holds under ``key``, on a plain sqlite3 connection.
+
+    None when the store is new, older, or unreadable: the caller then opens it through
+    SQLAlchemy (which migrates it, reports errors properly and saves the statements).
+    """
+    path = _sqlite_file(url)
+    if path is None or not os.path.isfile(path):
+        return None
+    try:
+        conn = _connect_sqlite(path)
+    except sqlite3.Error:
+        return None
+    try:
+        from zenml_bridge.stores.schema import SCHEMA_VERSION
+
+        version = conn.execute(
+            f"SELECT version FROM {prefix}schema_version WHERE id = 1"
+        ).fetchone()
+        rows = conn.execute(
+            f"SELECT name, sql, params FROM {prefix}statements WHERE key = ?", (key,)
+        ).fetchall()
+    except sqlite3.Error:
+        conn.close()
+        return None
+    if version is None or version[0] != SCHEMA_VERSION or not rows:
+        conn.close()
+        return None
+    sql: Compiled = {}
+    for name, text, params in rows:
+        order = json.loads(params)
+        sql[name] = (text, tuple(order) if order is not None else None)
+    statements = CompiledStatements(
+        sql, lambda: (None, _connect_sqlite(path)), sqlite=True, error=sqlite3.Error
+    )
+    statements.adopt(conn)
+    return statements
+
+
+class CompiledStatements:
+    """Named compiled statements, run in single transactions on a per-thread connection.
+
+    Args:
+        sql: name -> (SQL text, parameter names in order for positional drivers, else None).
+        connect: returns ``(holder, dbapi_connection)``; the holder (a pooled connection)
+            is kept alive while the thread uses the connection.
+    """
+
+    def __init__(
+        self,
+        sql: Compiled,
+        connect: Callable[[], tuple[Any, Any]],
+        *,
+        sqlite: bool,
+        error: type[Exception],
+    ) -> None:
+        self.sql = sql
+        self.sqlite = sqlite
+        self._connect = connect
+        self._local = threading.local()
+        self._error = error
+
+    @classmethod
+    def from_engine(cls, engine: sa.Engine, statements: Mapping[str, Any]) -> CompiledStatements:
+        """Compile Core statements for the engine's dialect; connections from its pool."""
+        sql: Compiled = {}
+        for name, stmt in statements.items():
+            compiled = stmt.compile(dialect=engine.dialect)
+            order = tuple(compiled.positiontup or ()) if compiled.positional else None
+            sql[name] = (compiled.string, order)
+
+        def connect() -> tuple[Any, Any]:
+            fairy = engine.raw_connection()
+            return fairy, fairy.driver_connection
+
+        return cls(
+            sql,
+            connect,
+            sqlite=engine.dialect.name == "sqlite",
+            error=engine.dialect.loaded_dbapi.Error,
+        )
+
+    def adopt(self, conn: Any) -> None:
+        """Use an open DBAPI connection for this thread."""
+        self._local.holder, self._local.conn = None, conn
+
+    def _connection(self) -> Any:
+        """This thread's DBAPI connection (opened once per thread)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            self._local.holder, conn = self._connect()
+            self._local.conn = conn
+        return conn
+
+    def _drop_connection(self) -> None:
+        holder = getattr(self._local, "holder", None)
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = self._local.holder = None
+        try:
+            if holder is not None:
+                holder.invalidate()
+            elif conn is not None:
+                conn.close()
+        except Exception:
+            pass
+
+    def run(self, ops: Ops, *, write: bool = True) -> Any:
+        """Run statements in one transaction (``write``) or one read; retry when busy.
+
+        Each op is ``(statement name, rows)``; several rows use ``executemany``. Returns the
+        first row of a read, else None.
+        """
+        delay = 0.01
+        for attempt in range(12):
+            conn = self._connection()
+            try:
+                cursor = conn.cursor()
+                if self.sqlite and write:
+                    # Take the write lock first (see stores.connect): no deadlock on upgrade.
+                    cursor.execute("BEGIN IMMEDIATE")
+                for name, rows in ops:
+                    sql, order = self.sql[name]
+                    if order is None:
+                        params: list[Any] = [dict(r) for r in rows]
+                    else:
+                        params = [tuple(r[k] for k in order) for r in rows]
+                    if len(params) == 1:
+                        cursor.execute(sql, params[0])
+                    elif params:
+                        cursor.executemany(sql, params)
+                row = None if write else cursor.fetchone()
+                cursor.close()
+                if write or not self.sqlite:
+                    conn.commit()  # a read on a server database ends its snapshot too
+                return row
+            except self._error as exc:
+                try:
+                    conn.rollback()
+                except Exception:
+                    self._drop_connection()
+                text = str(exc).lower()
+                broken = any(marker in text for marker in BROKEN)
+                if broken:
+                    self._drop_connection()
+                if attempt == 11 or not (broken or any(m in text for m in TRANSIENT)):
+                    raise
+            time.sleep(delay * (1 + random.random()))
+            delay = min(delay * 2, 1.0)
+        raise AssertionError("unreachable")  # pragma: no cover
