@@ -138,8 +138,10 @@ def whole_process(folder: Path, workload: str, rows: int, repeat: int) -> dict[s
         "W4": ("bench_steps.w1()", "plain.w1()"),
     }
     ours, base = calls[workload]
-    init = "from zenml_bridge.stores.metadata import MetadataStore as M, os; M(os.environ[%r])"
-    init %= "ZENML_BRIDGE_METADATA_URL"
+    init = (
+        "import os; from zenml_bridge.stores.metadata import MetadataStore; "
+        "MetadataStore(os.environ['ZENML_BRIDGE_METADATA_URL'])"
+    )
     times, rss, cpu, fresh, base_times = [], [], [], [], []
     for i in range(repeat):
         stores = folder / f"stores-{workload}-{i}"

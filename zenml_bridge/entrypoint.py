@@ -178,6 +178,7 @@ def run_step_command(args: argparse.Namespace) -> int:
             parameters=parameters,
             ir_sha256=args.ir_sha256,
             backend=backend,
+            git_sha=run_row.get("git_sha"),
             links=run_row.get("links") or {},
         )
         links = stack.tracker.call("on_run_start", run_info) or {}

@@ -42,9 +42,20 @@ def _plain(value: Any) -> Any:
     return repr(value)
 
 
+def params_of(dag: Any) -> dict[str, Any]:
+    """Param values; a param with no default (a required pipeline parameter) shows as None."""
+    values = {}
+    for name in dag.params:
+        try:
+            values[name] = dag.params[name]
+        except Exception:  # Airflow's ParamValidationError: required, no value yet
+            values[name] = None
+    return values
+
+
 def render(task: Any, dag: Any) -> dict[str, Any]:
     """The task's template fields rendered with Airflow's own Jinja environment."""
-    params = {name: dag.params[name] for name in dag.params}
+    params = params_of(dag)
     context = {"run_id": "manual__2024-01-02T03:04:05+00:00", "params": params, "dag": dag}
     env = dag.get_template_env()
     rendered = {}
@@ -87,7 +98,7 @@ def describe(folder: str, with_render: bool) -> dict[str, Any]:
             "schedule": schedule_of(dag),
             "catchup": dag.catchup,
             "start_date": dag.start_date.isoformat() if dag.start_date else None,
-            "params": {name: dag.params[name] for name in dag.params},
+            "params": params_of(dag),
             "tags": sorted(dag.tags),
             "tasks": tasks,
         }

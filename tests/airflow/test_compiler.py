@@ -290,6 +290,7 @@ def test_cli_reports_unsupported_settings_and_writes_nothing(tmp_path: Path) -> 
     assert "error: step 'generate', memory:" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "dags").exists()
+    assert not (tmp_path / "artifacts").exists()  # refused before the IR was stored
 
 
 def test_cli_dag_parameters_are_json_values(tmp_path: Path) -> None:

@@ -51,7 +51,8 @@ def _hostile(name: str, operator: str) -> ir.Pipeline:
 
 @pytest.fixture(scope="module")
 def loaded(af_python: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """Every golden shape and two hostile pipelines, compiled into one dags folder and loaded."""
+    """Every golden shape, two hostile pipelines and one with a required parameter, compiled
+    into one dags folder and loaded."""
     root = tmp_path_factory.mktemp("dagbag")
     dags = root / "dags"
     pipelines = {}
@@ -62,6 +63,9 @@ def loaded(af_python: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str
         pipelines[name] = _hostile(name, operator)
         image = "registry.local/default:1" if operator != "bash" else None
         compile_to(pipelines[name], dags, operator=operator, archive=True, image=image)
+    required = (ir.Parameter(name="rows", type="int", required=True),)
+    pipelines["required"] = make_pipeline(make_step("a"), name="required", parameters=required)
+    compile_to(pipelines["required"], dags)  # a Param with no default: given per run
     result = probe(af_python, dags, root / "home", render=True)
     return {"result": result, "pipelines": pipelines}
 

@@ -101,3 +101,22 @@ def test_memory_filesystem_root() -> None:
 def test_path_part() -> None:
     assert path_part("manual__2026-11-22T06:49:22+00:00") == "manual__2026-11-22T06_49_22+00_00"
     assert path_part("../etc") == "_etc"
+
+
+def test_same_size_change_is_detected_even_right_after_writing(tmp_path: Path) -> None:
+    store = ArtifactStore(str(tmp_path))
+    uri, sha, _ = store.write("p", "r", "s", "o", _save([1]))
+    assert store.read(uri, sha, _load) == [1]  # verified once, remembered
+    data = Path(uri, "data.json")
+    data.write_text("[2]")  # same size; mtime/ctime change
+    os.utime(data, ns=(0, 0))  # even with an old mtime, the ctime still changes
+    with pytest.raises(BridgeError, match="is corrupted"):
+        store.read(uri, sha, _load)
+
+
+def test_racy_same_size_rewrite_is_detected(tmp_path: Path) -> None:
+    store = ArtifactStore(str(tmp_path))
+    uri, sha, _ = store.write("p", "r", "s", "o", _save([1]))
+    Path(uri, "data.json").write_text("[2]")  # same size, within the same clock tick
+    with pytest.raises(BridgeError, match="is corrupted"):
+        store.read(uri, sha, _load)

@@ -154,16 +154,16 @@ def test_resolve_run_latest_prefix_and_did_you_mean(metadata_url: str) -> None:
         store.resolve_run("training-2026")
     with pytest.raises(BridgeError, match=re.escape("Did you mean 'training-20261122-bbbb'?")):
         store.resolve_run("training-20261122-bbbx")
+    store.record_step(
+        run_id="training-20261122-aaaa",
+        step="s",
+        status="completed",
+        outputs={},
+        new_artifacts=[_artifact("art1", "training-20261122-aaaa", "s")],
+        started_at=1.0,
+        ended_at=1.0,
+    )
     with pytest.raises(BridgeError, match=re.escape("Did you mean 'art1'?")):
-        store.record_step(
-            run_id="training-20261122-aaaa",
-            step="s",
-            status="completed",
-            outputs={},
-            new_artifacts=[_artifact("art1", "x", "s")],
-            started_at=1.0,
-            ended_at=1.0,
-        )
         store.resolve_artifact("art2")
 
 

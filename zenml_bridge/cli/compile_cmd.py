@@ -15,10 +15,15 @@ def register(subparsers: Any) -> None:
         help="compile a pipeline into the IR, an Airflow DAG file or Kubeflow YAML",
         description="Compile SRC (package.module:pipeline or path/file.py:pipeline) for a target.",
     )
-    parser.add_argument("src", metavar="SRC", help="the pipeline: package.module:name or file.py:name")
+    parser.add_argument(
+        "src", metavar="SRC", help="the pipeline: package.module:name or file.py:name"
+    )
     parser.add_argument("--target", default="ir", help="ir (default), airflow or kubeflow")
     parser.add_argument(
-        "--out", required=True, type=Path, help="output file (ir, kubeflow) or dags folder (airflow)"
+        "--out",
+        required=True,
+        type=Path,
+        help="output file (ir, kubeflow) or dags folder (airflow)",
     )
     add_parameter_option(parser)
     parser.add_argument(
@@ -71,6 +76,7 @@ def _compile(args: argparse.Namespace) -> int:
         extra={"python": args.worker_python} if args.worker_python else {},
     )
     if args.target != "ir":
+        _check_before_publishing(compiler, pipeline, options)
         options = _publish(pipeline, options)
     result = compiler.compile(pipeline, options)
     for warning in result.warnings:
@@ -80,6 +86,22 @@ def _compile(args: argparse.Namespace) -> int:
     for note in result.notes:
         print(note)
     return 0
+
+
+def _check_before_publishing(compiler: Any, pipeline: Any, options: Any) -> None:
+    """Refuse a compile the target cannot do before anything is stored."""
+    import dataclasses
+
+    from zenml_bridge.compilers.base import UnsupportedError
+
+    draft = dataclasses.replace(
+        options, ir_uri="(stored next)", extra={**options.extra, "ir_sha256": "0" * 64}
+    )
+    for apply in compiler.passes:
+        pipeline = apply(pipeline, draft)
+    problems = compiler.check(pipeline, draft)
+    if any(p.severity == "error" or options.strict for p in problems):
+        raise UnsupportedError(compiler.target, problems)
 
 
 def _publish(pipeline: Any, options: Any) -> Any:

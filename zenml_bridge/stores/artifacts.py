@@ -21,6 +21,7 @@ import os
 import re
 import secrets
 import shutil
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -138,6 +139,7 @@ class ArtifactStore:
         for name in os.listdir(parent):
             if name.startswith(prefix):  # left by a killed writer
                 shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+        _remember(final, digest)
         return final, digest, size
 
     def _write_remote(
@@ -161,8 +163,17 @@ class ArtifactStore:
         return _unstrip(fs, final), digest, size
 
     def read(self, uri: str, sha256: str, load: Callable[[str, Any], T]) -> T:
-        """Verify the artifact's content hash, then ``load(folder, fs)`` it."""
+        """Verify the artifact's content hash, then ``load(folder, fs)`` it.
+
+        A local artifact this process already hashed (wrote or verified) is not hashed again
+        while every file keeps its size, mtime, ctime and inode (git's index works the same
+        way); any change to a file is hashed and checked.
+        """
+        if _is_local(uri) and _still_verified(_strip_file(uri), sha256):
+            return load(_strip_file(uri), self.fs if self.local else filesystem_for("file://"))
         actual = self.content_hash(uri)
+        if actual == sha256 and _is_local(uri):
+            _remember(_strip_file(uri), actual)
         if actual != sha256:
             raise BridgeError(
                 f"The artifact at {uri} is corrupted: its content sha256 is {actual}, but "
@@ -185,6 +196,43 @@ class ArtifactStore:
         if not fs.exists(path):
             raise _missing(uri)
         return _hash_fs(fs, path)[0]
+
+
+#: folder -> (sha256, signature of its files, when hashed) for artifacts this process hashed.
+_VERIFIED: dict[str, tuple[str, tuple[tuple[str, int, int, int, int], ...], int]] = {}
+#: File times are coarse (a clock tick): a file changed within this window of being hashed
+#: could keep its times, so such a "racy" entry is always hashed again (as git does).
+_RACY_NS = 50_000_000
+
+
+def _still_verified(folder: str, sha256: str) -> bool:
+    entry = _VERIFIED.get(folder)
+    if entry is None or entry[0] != sha256:
+        return False
+    signature = _signature(folder)
+    if signature != entry[1]:
+        return False
+    newest = max((max(f[2], f[3]) for f in signature), default=0)
+    return newest < entry[2] - _RACY_NS
+
+
+def _signature(folder: str) -> tuple[tuple[str, int, int, int, int], ...]:
+    files: list[tuple[str, str]] = []
+    try:
+        _list_local(_strip_file(folder), "", files)
+    except OSError:
+        return ()
+    result = []
+    for rel, full in sorted(files):
+        st = os.stat(full)
+        result.append((rel, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
+    return tuple(result)
+
+
+def _remember(folder: str, digest: str) -> None:
+    if len(_VERIFIED) > 10_000:
+        _VERIFIED.clear()
+    _VERIFIED[folder] = (digest, _signature(folder), time.time_ns())
 
 
 def _missing(uri: str) -> BridgeError:

@@ -141,6 +141,8 @@ class CompiledStatements:
         for name, stmt in statements.items():
             compiled = stmt.compile(dialect=engine.dialect)
             order = tuple(compiled.positiontup or ()) if compiled.positional else None
+            if "POSTCOMPILE" in compiled.string:  # a bug in a statement, not user input
+                raise AssertionError(f"statement {name!r} needs execution-time rendering")
             sql[name] = (compiled.string, order)
 
         def connect() -> tuple[Any, Any]:
@@ -178,11 +180,12 @@ class CompiledStatements:
         except Exception:
             pass
 
-    def run(self, ops: Ops, *, write: bool = True) -> Any:
+    def run(self, ops: Ops, *, write: bool = True, fetch_all: bool = False) -> Any:
         """Run statements in one transaction (``write``) or one read; retry when busy.
 
         Each op is ``(statement name, rows)``; several rows use ``executemany``. Returns the
-        first row of a read, else None.
+        first row of a read (all rows with ``fetch_all``), or the row count of a write's last
+        statement.
         """
         delay = 0.01
         for attempt in range(12):
@@ -202,7 +205,10 @@ class CompiledStatements:
                         cursor.execute(sql, params[0])
                     elif params:
                         cursor.executemany(sql, params)
-                row = None if write else cursor.fetchone()
+                if write:
+                    row = cursor.rowcount
+                else:
+                    row = cursor.fetchall() if fetch_all else cursor.fetchone()
                 cursor.close()
                 if write or not self.sqlite:
                     conn.commit()  # a read on a server database ends its snapshot too

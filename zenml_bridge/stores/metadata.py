@@ -38,7 +38,22 @@ Row = dict[str, Any]
 _JSON_COLUMNS = {"parameters", "links", "outputs", "metadata", "metrics"}
 _ENGINES: dict[str, Any] = {}
 #: Bump when the hot-path statements change: stores then compile and save them again.
-STATEMENTS_VERSION = 1
+STATEMENTS_VERSION = 2
+#: Columns of a step run, in the order the hot-path read returns them.
+STEP_COLUMNS = (
+    "run_id",
+    "step",
+    "status",
+    "cache_key",
+    "outputs",
+    "parameters",
+    "metadata",
+    "metrics",
+    "error",
+    "attempt",
+    "started_at",
+    "ended_at",
+)
 
 
 def _sqlalchemy() -> Any:
@@ -270,7 +285,40 @@ class MetadataStore:
             "cache_get": sa.select(t.cache.c.outputs).where(
                 t.cache.c.cache_key == sa.bindparam("k")
             ),
+            "steps_of_run": sa.select(*(t.step_runs.c[name] for name in STEP_COLUMNS)).where(
+                t.step_runs.c.run_id == sa.bindparam("rid")
+            ),
+            "complete": self._complete_statement(),
         }
+
+    def _complete_statement(self) -> Any:
+        """UPDATE the run to completed when n steps are completed or cached."""
+        runs, steps = self.t.runs, self.t.step_runs
+        # Constants as SQL literals: a compiled hot-path statement takes only named parameters.
+        completed: Any = sa.literal_column("'completed'")
+        cached: Any = sa.literal_column("'cached'")
+        done = (
+            sa.select(sa.func.count())
+            .select_from(steps)
+            .where(steps.c.run_id == sa.bindparam("rid"), steps.c.status.in_([completed, cached]))
+            .scalar_subquery()
+        )
+        if self.dialect == "mysql":
+            # MySQL refuses a subquery on the table being updated unless it is materialized.
+            done = (
+                sa.select(sa.text("n"))
+                .select_from(sa.select(done.label("n")).subquery("d"))
+                .scalar_subquery()
+            )
+        return (
+            runs.update()
+            .where(
+                runs.c.run_id == sa.bindparam("rid"),
+                runs.c.status != completed,
+                done >= sa.bindparam("n"),
+            )
+            .values(status=completed, ended_at=sa.bindparam("end"))
+        )
 
     # -- runs -----------------------------------------------------------------------------------
 
@@ -339,26 +387,8 @@ class MetadataStore:
         Called after the step's own transaction committed, so the process whose step commits
         last always sees every step finished.
         """
-        runs, steps = self.t.runs, self.t.step_runs
-        done = (
-            sa.select(sa.func.count())
-            .select_from(steps)
-            .where(steps.c.run_id == run_id, steps.c.status.in_(("completed", "cached")))
-            .scalar_subquery()
-        )
-        if self.dialect in ("mysql", "mariadb"):
-            # MySQL refuses a subquery on the table being updated unless it is materialized.
-            done = (
-                sa.select(sa.text("n"))
-                .select_from(sa.select(done.label("n")).subquery("d"))
-                .scalar_subquery()
-            )
-        stmt = (
-            runs.update()
-            .where(runs.c.run_id == run_id, runs.c.status != "completed", done >= n_steps)
-            .values(status="completed", ended_at=time.time())
-        )
-        return bool(self._write(lambda c: c.execute(stmt).rowcount))
+        row = {"rid": run_id, "n": n_steps, "end": time.time()}
+        return bool(self._fast([("complete", [row])]))
 
     def get_run(self, run_id: str) -> Row | None:
         runs = self.t.runs
@@ -421,10 +451,14 @@ class MetadataStore:
 
     def step_runs(self, run_id: str) -> dict[str, Row]:
         """Step runs of a run by step name."""
-        steps = self.t.step_runs
-        with self._read() as conn:
-            rows = conn.execute(sa.select(steps).where(steps.c.run_id == run_id))
-            return {row.step: _row(row) for row in rows}
+        rows = self._fast([("steps_of_run", [{"rid": run_id}])], write=False, fetch_all=True)
+        result = {}
+        for values in rows:
+            data = dict(zip(STEP_COLUMNS, values))
+            for key in _JSON_COLUMNS.intersection(data):
+                data[key] = json.loads(data[key])
+            result[data["step"]] = data
+        return result
 
     def lookup_cache(self, cache_key: str) -> dict[str, Any] | None:
         """The outputs recorded under ``cache_key`` (name -> artifact info), or None."""

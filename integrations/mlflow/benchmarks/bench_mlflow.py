@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -96,7 +97,7 @@ def start_server(folder: Path, template: Path) -> tuple[subprocess.Popen[bytes],
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and proc.poll() is None:
         try:
             with urllib.request.urlopen(url + "/health", timeout=2):
                 return proc, url
@@ -125,8 +126,9 @@ def main() -> None:
         sqlite_db = root / "sqlite" / "mlflow.db"
         modes["sqlite"] = settings(root / "sqlite", {"flavor": "mlflow"})
         first_sqlite = timed(modes["sqlite"])
-        template = root / "template.db"
-        shutil.copyfile(sqlite_db, template)
+        template = root / "template.db"  # a migrated database for the server (WAL-safe copy)
+        with sqlite3.connect(sqlite_db) as src, sqlite3.connect(template) as dst:
+            src.backup(dst)
         if not args.no_server:
             (root / "server").mkdir()
             proc, url = start_server(root / "server", template)
