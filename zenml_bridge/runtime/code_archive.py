@@ -180,7 +180,8 @@ def ensure_code(uri: str, sha256: str, cache_dir: str | Path | None = None) -> P
         if path in sys.path:
             sys.path.remove(path)
         sys.path.insert(0, path)
-    # A module of the same name imported before (e.g. from the working directory) would win.
+    # First on sys.path so that the archive's modules win over same-named ones elsewhere;
+    # finders cache folder listings, and these folders may have appeared just now.
     importlib.invalidate_caches()
     return Path(paths[0])
 
