@@ -66,9 +66,7 @@ def synthetic(n: int) -> ir.Pipeline:
 
 def options(pipeline: ir.Pipeline, out: Path) -> CompileOptions:
     sha = ir.sha256(pipeline)
-    return CompileOptions(
-        out=out, ir_uri=f"s3://bucket/.zenml_bridge/ir/{sha}.json", extra={"ir_sha256": sha}
-    )
+    return CompileOptions(out=out, ir_uri=f"s3://bucket/.zenml_bridge/ir/{sha}.json", ir_sha256=sha)
 
 
 def best_of(func: object, repeat: int) -> tuple[float, float]:

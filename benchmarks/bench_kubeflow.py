@@ -97,7 +97,7 @@ def row(n: int, tmp: Path) -> str:
         ir_uri="s3://bucket/ir/x.json",
         code_archive_uri="s3://bucket/code/y.tar.gz",
         code_archive_sha256="0" * 64,
-        extra={"ir_sha256": "0" * 64},  # the CLI passes the published IR's hash
+        ir_sha256="0" * 64,  # the CLI passes the published IR's hash
     )
     repeat = 5 if n < 1000 else 3
     compiler.compile(pipeline, options)  # warm imports (kfp, protobuf)

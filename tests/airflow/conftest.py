@@ -1,9 +1,9 @@
 """Shared helpers of the Airflow backend tests.
 
-Airflow runs in the interpreter named by ``ZENML_BRIDGE_AIRFLOW_PYTHON`` (tox env ``airflow2``:
-Airflow 2.11 needs SQLAlchemy < 2, so it lives in its own virtualenv) or in this one (tox env
-``airflow3``). Steps always run in this interpreter, which has zenml-bridge: the DAG names it
-with ``--python``, as a platform team would name the worker's virtualenv.
+Airflow runs in this interpreter (tox envs ``airflow3`` and ``airflow2``: Airflow and zenml-bridge
+in one environment, as a platform team installs them) or in the one named by
+``ZENML_BRIDGE_AIRFLOW_PYTHON``. Steps always run in this interpreter, which has zenml-bridge: the
+DAG names it with ``--python``.
 """
 
 from __future__ import annotations

@@ -45,7 +45,6 @@ def options_for(
 ) -> CompileOptions:
     """Options as the CLI fills them after publishing (fixed URIs, so outputs are stable)."""
     sha = ir.sha256(pipeline)
-    extra = {"ir_sha256": sha, **fields.pop("extra", {})}
     archive_fields: dict[str, Any] = {}
     if archive:
         archive_fields = {
@@ -55,7 +54,7 @@ def options_for(
     return CompileOptions(
         out=out,
         ir_uri=f"{ROOT}/.zenml_bridge/ir/{sha}.json",
-        extra=extra,
+        ir_sha256=sha,
         **archive_fields,
         **fields,
     )

@@ -1,14 +1,15 @@
 """End to end: `zenml-bridge compile`, `airflow db migrate`, `airflow dags test`.
 
 Airflow runs the generated DAG with no scheduler; each task calls the entrypoint in this
-interpreter (named with --python), which imports the steps from the code archive. The runs land
-in our stores and are compared with a local run of the same pipeline. Few DAG runs on purpose:
-each costs 10-40 s.
+interpreter (the environment's `python`, or named with --python when Airflow runs elsewhere),
+which imports the steps from the code archive. The runs land in our stores and are compared with
+a local run of the same pipeline. Few DAG runs on purpose: each costs 10-40 s.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -44,6 +45,15 @@ class Site:
             ZENML_BRIDGE_ARTIFACT_ROOT=str(self.artifacts),
             ZENML_BRIDGE_CODE_CACHE=str(root / "code-cache"),
         )
+        # One environment for Airflow and zenml-bridge (as a platform team installs them): the
+        # DAG names no interpreter and tasks run the `python` of the activated environment.
+        self.python_option: list[str] = ["--python", sys.executable]
+        if python == sys.executable:
+            self.python_option = []
+            bin_dir = str(Path(sys.executable).parent)
+            self.env["PATH"] = bin_dir + os.pathsep + self.env.get("PATH", "")
+            for name in ("ZENML_BRIDGE_PYTHON", "ZENML_BRIDGE_AIRFLOW_PYTHON"):
+                self.env.pop(name, None)
 
     def run(self, *command: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -56,7 +66,7 @@ class Site:
     def compile(self, pipeline: str) -> Path:
         result = self.run(
             sys.executable, "-m", "zenml_bridge", "compile", f"{FLOWS}:{pipeline}",
-            "--target", "airflow", "--out", str(self.dags), "--python", sys.executable,
+            "--target", "airflow", "--out", str(self.dags), *self.python_option,
         )  # fmt: skip
         assert result.returncode == 0, result.stderr
         return self.dags / f"zenml_bridge__{pipeline}.py"

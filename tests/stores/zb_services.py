@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-MY_ADMIN = "mysql+pymysql://root@127.0.0.1:3306/test"
+# Driver chosen as for users' URLs (psycopg 3 on SQLAlchemy 2, psycopg2 on 1.4).
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+MY_ADMIN = "mysql://root@127.0.0.1:3306/test"
 
 
 def _unavailable(what: str, exc: BaseException) -> None:
@@ -28,7 +29,11 @@ def _unavailable(what: str, exc: BaseException) -> None:
 def _admin_engine(url: str, what: str):  # type: ignore[no-untyped-def]
     import sqlalchemy as sa
 
-    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    from zenml_bridge.stores.connect import parse_url
+
+    engine = sa.create_engine(
+        parse_url(url), isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool
+    )
     try:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))

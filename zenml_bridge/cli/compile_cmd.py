@@ -94,9 +94,7 @@ def _check_before_publishing(compiler: Any, pipeline: Any, options: Any) -> None
 
     from zenml_bridge.compilers.base import UnsupportedError
 
-    draft = dataclasses.replace(
-        options, ir_uri="(stored next)", extra={**options.extra, "ir_sha256": "0" * 64}
-    )
+    draft = dataclasses.replace(options, ir_uri="(stored next)", ir_sha256="0" * 64)
     for apply in compiler.passes:
         pipeline = apply(pipeline, draft)
     problems = compiler.check(pipeline, draft)
@@ -113,7 +111,7 @@ def _publish(pipeline: Any, options: Any) -> Any:
 
     root = load_settings().artifact_root
     ir_uri, ir_sha256 = code_archive.publish_ir(pipeline, root)
-    changes: dict[str, Any] = {"ir_uri": ir_uri, "extra": {**options.extra, "ir_sha256": ir_sha256}}
+    changes: dict[str, Any] = {"ir_uri": ir_uri, "ir_sha256": ir_sha256}
     if options.code_archive:
         archive = code_archive.build_code_archive(pipeline)
         changes["code_archive_uri"] = code_archive.publish_code_archive(archive, root)

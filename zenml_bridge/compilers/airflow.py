@@ -9,7 +9,7 @@ Three operator profiles: ``bash`` (the worker's own Python), ``kubernetes``
 Example:
     >>> from zenml_bridge.compilers.airflow import AirflowCompiler
     >>> options = CompileOptions(out=Path("dags"), ir_uri="s3://b/ir/ab.json",  # doctest: +SKIP
-    ...                          extra={"ir_sha256": "ab..."})
+    ...                          ir_sha256="ab...")
     >>> AirflowCompiler().compile(pipeline_ir, options).paths     # doctest: +SKIP
     (PosixPath('dags/zenml_bridge__training.py'),)
 """
@@ -234,7 +234,7 @@ def _check_references(options: CompileOptions) -> list[Problem]:
                 "ir_uri",
                 "workers read the IR by reference, but no IR URI was given. Compile with "
                 "`zenml-bridge compile`, which stores the IR in the artifact store, or set "
-                "CompileOptions.ir_uri and extra['ir_sha256'].",
+                "CompileOptions.ir_uri and ir_sha256.",
             )
         )
     sha = ir_sha256_of(options)
@@ -296,7 +296,7 @@ def _check_task_settings(step: str | None, settings: dict[str, Any], profile: st
 
 def ir_sha256_of(options: CompileOptions) -> str | None:
     """The sha256 of the stored IR document (the IR before this compiler's passes)."""
-    return getattr(options, "ir_sha256", None) or options.extra.get("ir_sha256")
+    return options.ir_sha256
 
 
 def _step_data(

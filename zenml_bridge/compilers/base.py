@@ -31,6 +31,7 @@ class CompileOptions:
     code_archive: bool = True
     #: Where workers find the stored IR and code archive (set by the CLI after publishing).
     ir_uri: str | None = None
+    ir_sha256: str | None = None
     code_archive_uri: str | None = None
     code_archive_sha256: str | None = None
     #: Store URLs baked into the generated file for workers (None: workers use their own env).

@@ -233,7 +233,7 @@ class KubeflowCompiler(Compiler):
         executors: dict[str, Any] = {}
         tasks: dict[str, Any] = {}
         platform_executors: dict[str, Any] = {}
-        ir_sha256 = options.extra.get("ir_sha256") or ir.sha256(pipeline)
+        ir_sha256 = options.ir_sha256 or ir.sha256(pipeline)
         for step in pipeline.steps:
             name = ir.k8s_name(step.name)
             component, task = self._component_and_task(step, parameters)

@@ -1,16 +1,24 @@
-"""Engines for metadata URLs: driver choice, SQLite tuning, and errors that say what to do."""
+"""Engines for metadata URLs: driver choice, SQLite tuning, and errors that say what to do.
+
+Works with SQLAlchemy 1.4 (>= 1.4.49, what Airflow 2 pins) and 2.x: engines are created in
+2.0 style (``future=True`` on 1.4), and PostgreSQL URLs get the driver this SQLAlchemy has.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.engine import make_url
 
 from zenml_bridge.errors import BridgeError
 from zenml_bridge.stores.fastpath import tune_sqlite
 
+#: SQLAlchemy 1.4 (Airflow 2 environments): no psycopg 3 dialect, pre-2.0 engine defaults.
+SA14 = sa.__version__.startswith("1.")
 #: URL scheme -> SQLAlchemy driver name used when the URL names no driver.
 DRIVERS = {
     "postgresql": "postgresql+psycopg",
@@ -18,7 +26,7 @@ DRIVERS = {
     "mysql": "mysql+pymysql",
     "mariadb": "mariadb+pymysql",
 }
-EXTRAS = {"psycopg": "postgres", "pymysql": "mysql"}
+EXTRAS = {"psycopg": "postgres", "psycopg2": "postgres", "pymysql": "mysql"}
 START_HINTS = {
     "postgresql": "start it (e.g. `pg_ctlcluster 15 main start`, or "
     "`docker run -d -p 5432:5432 -e POSTGRES_HOST_AUTH_METHOD=trust postgres`)",
@@ -28,9 +36,13 @@ START_HINTS = {
 DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306}
 
 
+#: 2.0-style engines and connections (commit/rollback, autobegin) on SQLAlchemy 1.4 too.
+_FUTURE: dict[str, Any] = {"future": True} if SA14 else {}
+
+
 def parse_url(url: str) -> sa.URL:
     try:
-        parsed = sa.make_url(url)
+        parsed = make_url(url)
     except sa.exc.ArgumentError:
         raise BridgeError(
             f"The metadata URL {url!r} is not a SQLAlchemy URL. Use sqlite:///path/metadata.db, "
@@ -38,13 +50,25 @@ def parse_url(url: str) -> sa.URL:
         ) from None
     if parsed.drivername in DRIVERS:
         parsed = parsed.set(drivername=DRIVERS[parsed.drivername])
+    if parsed.drivername == "postgresql+psycopg" and _use_psycopg2():
+        parsed = parsed.set(drivername="postgresql+psycopg2")
     return parsed
+
+
+def _use_psycopg2() -> bool:
+    """psycopg2 instead of psycopg 3: always on SQLAlchemy 1.4 (it has no psycopg 3 dialect),
+    on 2.x when only psycopg2 is installed (e.g. what Airflow's postgres provider brings)."""
+    if SA14:
+        return True
+    return importlib.util.find_spec("psycopg") is None and (
+        importlib.util.find_spec("psycopg2") is not None
+    )
 
 
 def describe_url(url: str) -> str:
     """The URL with its password hidden, for messages."""
     try:
-        return sa.make_url(url).render_as_string(hide_password=True)
+        return make_url(url).render_as_string(hide_password=True)
     except sa.exc.ArgumentError:
         return url
 
@@ -56,7 +80,7 @@ def create_engine(url: str) -> sa.Engine:
     try:
         if backend == "sqlite":
             return _sqlite_engine(parsed)
-        return sa.create_engine(parsed, pool_recycle=3600, pool_pre_ping=False)
+        return sa.create_engine(parsed, pool_recycle=3600, pool_pre_ping=False, **_FUTURE)
     except ModuleNotFoundError as exc:
         extra = EXTRAS.get(str(exc.name), "")
         raise BridgeError(
@@ -77,7 +101,12 @@ def _sqlite_engine(parsed: sa.URL) -> sa.Engine:
                 " Choose a writable location with ZENML_BRIDGE_METADATA_URL or "
                 "`zenml-bridge init` in a writable project folder."
             ) from None
-    engine = sa.create_engine(parsed, connect_args={"timeout": 60, "check_same_thread": False})
+    options: dict[str, Any] = dict(_FUTURE)
+    if SA14 and database and database != ":memory:":
+        options["poolclass"] = sa.pool.QueuePool  # 1.4 defaults to NullPool for files, 2.x not
+    engine = sa.create_engine(
+        parsed, connect_args={"timeout": 60, "check_same_thread": False}, **options
+    )
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:

@@ -149,12 +149,9 @@ class CompiledStatements:
             fairy = engine.raw_connection()
             return fairy, fairy.driver_connection
 
-        return cls(
-            sql,
-            connect,
-            sqlite=engine.dialect.name == "sqlite",
-            error=engine.dialect.loaded_dbapi.Error,
-        )
+        # loaded_dbapi is SQLAlchemy 2.x; 1.4 has the module as dialect.dbapi.
+        dbapi: Any = getattr(engine.dialect, "loaded_dbapi", None) or engine.dialect.dbapi
+        return cls(sql, connect, sqlite=engine.dialect.name == "sqlite", error=dbapi.Error)
 
     def adopt(self, conn: Any) -> None:
         """Use an open DBAPI connection for this thread."""

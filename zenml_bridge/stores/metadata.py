@@ -2,9 +2,9 @@
 
 SQLite (the embedded default) runs in WAL mode with a busy timeout, write transactions start
 with ``BEGIN IMMEDIATE`` (so two writers never deadlock on a lock upgrade) and reads run as
-single autocommit statements. PostgreSQL (``postgresql://``, driver psycopg) and MySQL/MariaDB
-(``mysql://``/``mariadb://``, driver PyMySQL) work from the same code. A step is recorded in one
-transaction of at most four statements.
+single autocommit statements. PostgreSQL (``postgresql://``, driver psycopg; psycopg2 on
+SQLAlchemy 1.4) and MySQL/MariaDB (``mysql://``/``mariadb://``, driver PyMySQL) work from the same
+code, on SQLAlchemy 1.4 and 2.x. A step is recorded in one transaction of at most four statements.
 
 Example:
     >>> store = MetadataStore("sqlite:////tmp/zb/metadata.db")   # doctest: +SKIP

@@ -49,6 +49,15 @@ def _long_text(backend: str) -> Any:
     return LONGTEXT()
 
 
+def _double() -> Any:
+    import sqlalchemy as sa
+
+    # sa.Double is new in SQLAlchemy 2.0; on 1.4 a 53-bit FLOAT is the same 8-byte float
+    # (DOUBLE PRECISION on PostgreSQL, DOUBLE on MySQL/MariaDB, REAL on SQLite).
+    double = getattr(sa, "Double", None)
+    return double() if double is not None else sa.Float(precision=53)
+
+
 @cache
 def tables(prefix: str = "zb_", backend: str = "sqlite") -> Tables:
     """The table definitions for ``prefix`` (built once per prefix and backend)."""
@@ -59,6 +68,7 @@ def tables(prefix: str = "zb_", backend: str = "sqlite") -> Tables:
     Sha = sa.String(64)
     md = sa.MetaData()
     LongText = _long_text(backend)
+    Double = _double()
     p = prefix
     return Tables(
         metadata=md,
@@ -67,13 +77,13 @@ def tables(prefix: str = "zb_", backend: str = "sqlite") -> Tables:
             md,
             sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
             sa.Column("version", sa.Integer, nullable=False),
-            sa.Column("applied_at", sa.Double, nullable=False),
+            sa.Column("applied_at", Double, nullable=False),
         ),
         pipelines=sa.Table(
             f"{p}pipelines",
             md,
             sa.Column("name", Name, primary_key=True),
-            sa.Column("created_at", sa.Double, nullable=False),
+            sa.Column("created_at", Double, nullable=False),
         ),
         pipeline_versions=sa.Table(
             f"{p}pipeline_versions",
@@ -81,7 +91,7 @@ def tables(prefix: str = "zb_", backend: str = "sqlite") -> Tables:
             sa.Column("ir_sha256", Sha, primary_key=True),
             sa.Column("pipeline", Name, nullable=False, index=True),
             sa.Column("ir_json", LongText, nullable=False),
-            sa.Column("created_at", sa.Double, nullable=False),
+            sa.Column("created_at", Double, nullable=False),
         ),
         runs=sa.Table(
             f"{p}runs",
@@ -96,8 +106,8 @@ def tables(prefix: str = "zb_", backend: str = "sqlite") -> Tables:
             sa.Column("code_archive_sha256", Sha),
             sa.Column("links", LongText, nullable=False),
             sa.Column("backend", sa.String(32), nullable=False),
-            sa.Column("started_at", sa.Double, nullable=False, index=True),
-            sa.Column("ended_at", sa.Double),
+            sa.Column("started_at", Double, nullable=False, index=True),
+            sa.Column("ended_at", Double),
         ),
         step_runs=sa.Table(
             f"{p}step_runs",
@@ -113,8 +123,8 @@ def tables(prefix: str = "zb_", backend: str = "sqlite") -> Tables:
             sa.Column("metrics", LongText, nullable=False),
             sa.Column("error", LongText),
             sa.Column("attempt", sa.Integer, nullable=False),
-            sa.Column("started_at", sa.Double, nullable=False),
-            sa.Column("ended_at", sa.Double, nullable=False),
+            sa.Column("started_at", Double, nullable=False),
+            sa.Column("ended_at", Double, nullable=False),
         ),
         artifacts=sa.Table(
             f"{p}artifacts",
@@ -129,7 +139,7 @@ def tables(prefix: str = "zb_", backend: str = "sqlite") -> Tables:
             sa.Column("materializer_version", sa.String(32), nullable=False),
             sa.Column("type_name", sa.String(255), nullable=False),
             sa.Column("size", sa.BigInteger, nullable=False),
-            sa.Column("created_at", sa.Double, nullable=False, index=True),
+            sa.Column("created_at", Double, nullable=False, index=True),
         ),
         consumers=sa.Table(
             f"{p}consumers",
@@ -146,7 +156,7 @@ def tables(prefix: str = "zb_", backend: str = "sqlite") -> Tables:
             sa.Column("run_id", Id, nullable=False),
             sa.Column("step", Name, nullable=False),
             sa.Column("outputs", LongText, nullable=False),
-            sa.Column("created_at", sa.Double, nullable=False),
+            sa.Column("created_at", Double, nullable=False),
         ),
         # The hot-path statements compiled for this store (SQLite), so that a run on a ready
         # store needs no SQLAlchemy import. key = schema and statement-set version.

@@ -25,6 +25,7 @@ from zenml_bridge.config import Settings
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 os.environ.pop("MLFLOW_REGISTRY_URI", None)
 os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"  # tests do not phone home
 
 
 def free_port() -> int:
@@ -50,6 +51,7 @@ class MlflowServer:
         """Start (or start again, same port and database) and wait until /health answers."""
         mlflow_cli = Path(sys.executable).with_name("mlflow")
         env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+        env["MLFLOW_DISABLE_TELEMETRY"] = "true"
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [

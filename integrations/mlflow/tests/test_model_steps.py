@@ -11,12 +11,14 @@ import mlflow_pipelines as mp
 import pytest
 from mlflow import MlflowClient
 from mlflow.models import Model
+from zenml_bridge import pipeline
 from zenml_bridge.errors import BridgeError
 from zenml_bridge.materializers import registry
 from zenml_bridge.runtime import run_pipeline
 
 from zenml_bridge_mlflow.materializer import MLflowModelMaterializer
 from zenml_bridge_mlflow.model import MLflowModel
+from zenml_bridge_mlflow.steps import load_registered_model
 
 
 @pytest.mark.parametrize("where", ["sqlite", "server"])
@@ -113,3 +115,19 @@ def test_materializer_round_trip_local_and_remote(tmp_path: Path) -> None:
         assert back.load_native().predict([[3.0]])[0] == pytest.approx(6.0)
     with pytest.raises(BridgeError, match="has no MLmodel file"):
         MLflowModel(path=str(tmp_path))
+
+
+@pipeline
+def load_missing(name: str = "no-such-model") -> None:
+    load_registered_model(name=name, alias="champion")
+
+
+def test_loading_a_missing_registered_model_says_what_to_do(
+    sqlite_uri: str, make_settings: Any
+) -> None:
+    with pytest.raises(
+        BridgeError,
+        match=r"Registered model 'no-such-model' alias 'champion' not found at sqlite:///.*"
+        r"register a version with register_model",
+    ):
+        run_pipeline(load_missing, {}, settings=make_settings(sqlite_uri))

@@ -21,6 +21,7 @@ from zenml_bridge import step
 from zenml_bridge.errors import BridgeError
 
 from zenml_bridge_mlflow.model import MLflowModel
+from zenml_bridge_mlflow.settings import redact
 from zenml_bridge_mlflow.tracker import active_step_run, fluent_uris, step_run
 
 FLAVORS = ("auto", "sklearn", "pyfunc")
@@ -168,14 +169,14 @@ def load_registered_model(
             )
             if not versions:
                 raise BridgeError(
-                    f"Registered model '{name}' has no versions at {active.tracking_uri}. "
+                    f"Registered model '{name}' has no versions at {redact(active.tracking_uri)}. "
                     "Register one with register_model first, or check the name."
                 )
             found = versions[0]
     except MlflowException as exc:
         what = f"alias '{alias}'" if alias else f"version {version}" if version else "versions"
         raise BridgeError(
-            f"Registered model '{name}' {what} not found at {active.tracking_uri}: "
+            f"Registered model '{name}' {what} not found at {redact(active.tracking_uri)}: "
             f"{str(exc).splitlines()[0]}. Check the name (mlflow models list) or register a "
             "version with register_model."
         ) from None

@@ -143,8 +143,8 @@ class MLflowExperimentTracker(ExperimentTracker):
             metrics = self._metrics.pop(key, [])
             tags = self._tags.pop(key, {})
             _ACTIVE.pop(key, None)
-        if fluent is not None:
-            fluent.close()
+        if fluent is not None:  # end the fluent run and autolog before the status is set
+            self._guard("turn off mlflow.autolog", run, fluent.close)
 
         def finish() -> None:
             nonlocal child
@@ -171,9 +171,12 @@ class MLflowExperimentTracker(ExperimentTracker):
             self._log_batch(parent, metrics, {**tags, "zenml_bridge.status": status})
             self.client.set_terminated(parent, "FINISHED" if status == "completed" else "FAILED")
 
-        self._guard("finish the MLflow run", run, finish)
-        with self._lock:
-            self._parents.pop(run.run_id, None)
+        try:
+            self._guard("finish the MLflow run", run, finish)
+        finally:
+            with self._lock:
+                self._parents.pop(run.run_id, None)
+                self._pending.pop(run.run_id, None)
 
     # -- MLflow plumbing ----------------------------------------------------------------------
 
