@@ -63,9 +63,9 @@ def test_core_and_listing_do_not_import_mlflow() -> None:
         ({"retries": "many"}, "experiment_tracker.retries is 'many'; give a whole number >= 0"),
     ],
 )
-def test_bad_settings_are_refused(config: dict[str, Any], message: str) -> None:
+def test_bad_settings_are_refused(config: dict[str, Any], message: str, tmp_path: Any) -> None:
     with pytest.raises(BridgeError, match=re.escape(message)):
-        MLflowExperimentTracker(**config)
+        MLflowExperimentTracker(**{"home": str(tmp_path), **config})
 
 
 def test_credentials_never_reach_links_or_messages() -> None:

@@ -21,14 +21,11 @@ __version__ = "0.1.0"
 NAME = "mlflow"
 
 if TYPE_CHECKING:
+    from zenml_bridge_mlflow.context import active_step_run, step_run
     from zenml_bridge_mlflow.materializer import MLflowModelMaterializer
     from zenml_bridge_mlflow.model import MLflowModel
     from zenml_bridge_mlflow.steps import load_registered_model, log_model, register_model
-    from zenml_bridge_mlflow.tracker import (
-        MLflowExperimentTracker,
-        active_step_run,
-        step_run,
-    )
+    from zenml_bridge_mlflow.tracker import MLflowExperimentTracker
 
 __all__ = [
     "NAME",
@@ -45,8 +42,8 @@ __all__ = [
 
 _LAZY = {
     "MLflowExperimentTracker": "zenml_bridge_mlflow.tracker",
-    "active_step_run": "zenml_bridge_mlflow.tracker",
-    "step_run": "zenml_bridge_mlflow.tracker",
+    "active_step_run": "zenml_bridge_mlflow.context",
+    "step_run": "zenml_bridge_mlflow.context",
     "MLflowModel": "zenml_bridge_mlflow.model",
     "MLflowModelMaterializer": "zenml_bridge_mlflow.materializer",
     "log_model": "zenml_bridge_mlflow.steps",

@@ -82,6 +82,8 @@ class MLflowSettings:
                 f"experiment_tracker.on_error is {on_error!r}; use 'fail' (a tracker outage fails "
                 "the run) or 'skip' (the run goes on and records that tracking was skipped)."
             )
+        timeout_s = _positive_int(config, "timeout", 10)
+        retries = _positive_int(config, "retries", 2)
         tracking_uri, source = _tracking_uri(config)
         artifact_location = config.get("artifact_location")
         if artifact_location is None and tracking_uri.startswith("sqlite:///"):
@@ -95,8 +97,8 @@ class MLflowSettings:
             experiment_name=config.get("experiment_name"),
             artifact_location=artifact_location,
             on_error=on_error,
-            timeout_s=_positive_int(config, "timeout", 10),
-            retries=_positive_int(config, "retries", 2),
+            timeout_s=timeout_s,
+            retries=retries,
             autolog=config.get("autolog", False),
             uri_source=source,
         )

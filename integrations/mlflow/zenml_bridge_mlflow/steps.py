@@ -20,9 +20,9 @@ from typing import Annotated, Any
 from zenml_bridge import step
 from zenml_bridge.errors import BridgeError
 
+from zenml_bridge_mlflow.context import active_step_run, fluent_uris, step_run
 from zenml_bridge_mlflow.model import MLflowModel
 from zenml_bridge_mlflow.settings import redact
-from zenml_bridge_mlflow.tracker import active_step_run, fluent_uris, step_run
 
 FLAVORS = ("auto", "sklearn", "pyfunc")
 
