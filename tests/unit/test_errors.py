@@ -341,3 +341,24 @@ def test_run_parameters_unknown_and_missing() -> None:
         "  - Pipeline 'flow' needs a value for parameter 'rows' (int). Pass it with -p rows=VALUE."
     ):
         ir.check_run_parameters(flow.to_ir(), {"row": 5})
+
+
+def test_run_parameter_of_the_wrong_type() -> None:
+    @pipeline
+    def flow(rows: int = 1, label: str = "x", ratio: float | None = None) -> None:
+        load()
+
+    with raises(
+        "Parameter 'rows' of pipeline 'flow' expects int, got 'abc' (str). Pass a value of type "
+        "int, e.g. -p rows=VALUE (VALUE is read as JSON)."
+    ):
+        ir.check_run_parameters(flow.to_ir(), {"rows": "abc"})
+    with raises(
+        "Parameter 'label' of pipeline 'flow' expects str, got 123 (int). Pass a value of type "
+        "str, e.g. -p label=VALUE (VALUE is read as JSON). For text that looks like a number or "
+        """JSON, quote it: -p label='"123"'."""
+    ):
+        ir.check_run_parameters(flow.to_ir(), {"label": 123})
+    values = ir.check_run_parameters(flow.to_ir(), {"rows": 2, "ratio": 3, "label": "y"})
+    assert values == {"rows": 2, "ratio": 3, "label": "y"}
+    assert ir.check_run_parameters(flow.to_ir(), {"ratio": None})["ratio"] is None

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from zenml_bridge.ir.errors import IRValidationError, did_you_mean
-from zenml_bridge.ir.model import JSON, Pipeline, Step
+from zenml_bridge.ir.model import JSON, Parameter, Pipeline, Step
 
 NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 MAX_NAME_LENGTH = 63
@@ -217,6 +217,39 @@ def topological_order(steps: Iterable[Step]) -> tuple[Step, ...]:
     return tuple(order)
 
 
+_SIMPLE_TYPES: dict[str, Callable[[Any], bool]] = {
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "float": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "str": lambda v: isinstance(v, str),
+    "bool": lambda v: isinstance(v, bool),
+    "list": lambda v: isinstance(v, list | tuple),
+    "dict": lambda v: isinstance(v, dict),
+    "None": lambda v: v is None,
+}
+
+
+def type_problem(pipeline: str, parameter: Parameter, value: Any) -> str | None:
+    """Why ``value`` does not fit the parameter's annotation, or None when it does.
+
+    Only the simple JSON types (and unions and generics of them) are checked; any other
+    annotation accepts every JSON value.
+    """
+    options = [option.strip() for option in parameter.type.split(" | ")]
+    checks = [_SIMPLE_TYPES.get(option.split("[", 1)[0]) for option in options]
+    if any(check is None or check(value) for check in checks):
+        return None
+    hint = (
+        f" For text that looks like a number or JSON, quote it: -p {parameter.name}='\"{value}\"'."
+        if "str" in options
+        else ""
+    )
+    return (
+        f"Parameter '{parameter.name}' of pipeline '{pipeline}' expects {parameter.type}, got "
+        f"{value!r} ({type(value).__name__}). Pass a value of type {parameter.type}, e.g. "
+        f"-p {parameter.name}=VALUE (VALUE is read as JSON).{hint}"
+    )
+
+
 def check_run_parameters(pipeline: Pipeline, overrides: dict[str, JSON]) -> dict[str, JSON]:
     """Parameter values for one run: refuses unknown, missing and non-JSON values."""
     known = {p.name: p for p in pipeline.parameters}
@@ -229,7 +262,9 @@ def check_run_parameters(pipeline: Pipeline, overrides: dict[str, JSON]) -> dict
                 + (f" Its parameters: {', '.join(known)}." if known else " It takes none.")
             )
             continue
-        problem = json_problem(f"The value of parameter '{name}'", value)
+        problem = json_problem(f"The value of parameter '{name}'", value) or type_problem(
+            pipeline.name, known[name], value
+        )
         if problem:
             problems.append(problem)
     for parameter in pipeline.parameters:
