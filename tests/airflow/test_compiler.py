@@ -117,6 +117,18 @@ def test_invalid_quantity_is_an_error(tmp_path: Path) -> None:
         )
 
 
+@pytest.mark.parametrize("operator", ["kubernetes", "docker"])
+def test_every_kubernetes_quantity_is_accepted(operator: str, tmp_path: Path) -> None:
+    # Kubernetes' own grammar (the same check as the Kubeflow target): ".5" and "1e3" included.
+    step = make_step("a", resources=ir.Resources(cpu=".5", memory="1e3"))
+    _, text = compile_to(make_pipeline(step), tmp_path, operator=operator, image="i")
+    resources = data_of(text)["steps"][0]["resources"]
+    if operator == "docker":
+        assert (resources["cpus"], resources["mem_limit"]) == (0.5, 1000)
+    else:
+        assert resources["requests"] == {"cpu": ".5", "memory": "1e3"}
+
+
 def test_docker_resources_are_converted(tmp_path: Path) -> None:
     step = make_step("a", resources=ir.Resources(cpu="500m", memory="1Gi", gpu=2))
     _, text = compile_to(make_pipeline(step), tmp_path, operator="docker", image="i")
@@ -198,6 +210,24 @@ def test_out_must_be_a_folder(tmp_path: Path) -> None:
     pipeline = make_pipeline()
     with pytest.raises(ir.BridgeError, match="must be the Airflow dags folder"):
         AirflowCompiler().compile(pipeline, options_for(pipeline, tmp_path / "dag.py"))
+
+
+def test_unwritable_out_is_a_bridge_error(tmp_path: Path) -> None:
+    pipeline = make_pipeline()
+    with pytest.raises(ir.BridgeError, match="Cannot write into /proc/dags"):
+        AirflowCompiler().compile(pipeline, options_for(pipeline, Path("/proc/dags")))
+
+
+def test_store_url_with_a_password_is_refused(tmp_path: Path) -> None:
+    pipeline = make_pipeline()
+    url = "postgresql+psycopg://zb:s3cret@db/zb"
+    with pytest.raises(ir.BridgeError, match="metadata_url contains a password") as caught:
+        AirflowCompiler().compile(pipeline, options_for(pipeline, tmp_path, metadata_url=url))
+    assert "s3cret" not in str(caught.value)
+    assert "env_from_secret" in str(caught.value)
+    assert list(tmp_path.iterdir()) == []
+    _, text = compile_to(pipeline, tmp_path, metadata_url="postgresql+psycopg://zb@db/zb")
+    assert data_of(text)["env"] == {"ZENML_BRIDGE_METADATA_URL": "postgresql+psycopg://zb@db/zb"}
 
 
 def test_ir_uri_is_required(tmp_path: Path) -> None:
@@ -291,6 +321,28 @@ def test_cli_reports_unsupported_settings_and_writes_nothing(tmp_path: Path) -> 
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "dags").exists()
     assert not (tmp_path / "artifacts").exists()  # refused before the IR was stored
+
+
+def test_cli_checks_once_and_publishes_only_what_can_compile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from zenml_bridge.cli.main import main
+
+    checked = []
+    real_check = AirflowCompiler.check
+
+    def counted(self: AirflowCompiler, *args: object) -> object:
+        checked.append(1)
+        return real_check(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(AirflowCompiler, "check", counted)
+    monkeypatch.setenv("ZENML_BRIDGE_ARTIFACT_ROOT", str(tmp_path / "artifacts"))
+    monkeypatch.setenv("ZENML_BRIDGE_METADATA_URL", f"sqlite:///{tmp_path / 'metadata.db'}")
+    monkeypatch.chdir(tmp_path)
+    src = f"{Path(__file__).parent / 'flows' / 'shop.py'}:shop"
+    assert main(["compile", src, "--target", "airflow", "--out", str(tmp_path / "dags")]) == 0
+    assert len(checked) == 1
+    assert (tmp_path / "dags" / "zenml_bridge__shop.py").is_file()
 
 
 def test_cli_dag_parameters_are_json_values(tmp_path: Path) -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import probe
+from conftest import airflow_env, probe
 from golden_support import SHAPES, shape_pipeline
 from support import compile_to, make_pipeline, make_step
 from test_compiler import GOLDEN_OPTIONS
@@ -172,3 +173,41 @@ def test_golden_files_load_unchanged(af_python: str, tmp_path: Path) -> None:
     result = probe(af_python, dags, tmp_path / "home")
     assert result["import_errors"] == {}
     assert sorted(result["dags"]) == sorted(p.stem for p in golden.glob("*.py"))
+
+
+_COUNT_SIGNATURES = """
+import importlib.util, inspect, json, sys
+try:
+    from airflow.sdk import BaseOperator
+except ImportError:
+    from airflow.models.baseoperator import BaseOperator
+real, seen = inspect.signature, []
+def counting(obj, *args, **kwargs):
+    if obj is BaseOperator.__init__:
+        seen.append(1)
+    return real(obj, *args, **kwargs)
+inspect.signature = counting
+spec = importlib.util.spec_from_file_location("generated_dag", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+backoffs = [t.retry_exponential_backoff for t in module.dag.tasks]
+print("ZENML_BRIDGE_PROBE " + json.dumps({"signatures": len(seen), "backoffs": backoffs}))
+"""
+
+
+def test_operator_signature_is_looked_up_once_per_parse(af_python: str, tmp_path: Path) -> None:
+    retry = ir.RetryPolicy(max_retries=2, backoff_factor=3.0)
+    steps = [make_step(f"s{i}", retry=retry) for i in range(4)]
+    result, _ = compile_to(make_pipeline(*steps, name="backoff"), tmp_path / "dags")
+    env = airflow_env(tmp_path / "home", tmp_path / "dags")
+    done = subprocess.run(
+        [af_python, "-c", _COUNT_SIGNATURES, str(result.paths[0])],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-4000:]
+    line = next(x for x in done.stdout.splitlines() if x.startswith("ZENML_BRIDGE_PROBE "))
+    probed = json.loads(line.split(" ", 1)[1])
+    assert probed["signatures"] == 1
+    assert len(probed["backoffs"]) == 4
+    assert len(set(map(str, probed["backoffs"]))) == 1
+    assert probed["backoffs"][0] in (3.0, True)  # the factor on Airflow 3, doubling on 2

@@ -425,3 +425,39 @@ def test_cli_compiles_and_strict_refuses_the_schedule(tmp_path: Path) -> None:
     args = list(spec.deployment_spec["executors"]["exec-generate"]["container"]["args"])
     ir_uri = args[args.index("--ir") + 1]
     assert Path(ir_uri.removeprefix("file://")).is_file()  # published before compiling
+
+
+def test_store_url_with_a_password_is_refused(tmp_path: Path) -> None:
+    pipeline = shape_pipeline("linear").to_ir()
+    url = "postgresql+psycopg://zb:s3cret@db/zb"
+    with pytest.raises(ir.BridgeError, match="metadata_url contains a password") as caught:
+        compile_text(pipeline, tmp_path, metadata_url=url)
+    assert "s3cret" not in str(caught.value)
+    assert "secret_env" in str(caught.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unwritable_out_is_refused_before_publishing(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    pipeline = shape_pipeline("linear").to_ir()
+    with pytest.raises(ir.BridgeError, match="Cannot write into /proc"):
+        get_compiler("kubeflow").compile(pipeline, options(Path("/proc/x.yaml"), pipeline))
+    env = {
+        **os.environ,
+        "ZENML_BRIDGE_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
+        "ZENML_BRIDGE_METADATA_URL": f"sqlite:///{tmp_path / 'md.db'}",
+        "ZENML_BRIDGE_HOME": str(tmp_path / "home"),
+    }
+    src = f"{GOLDEN_DIR / 'pipelines' / 'linear.py'}:linear"
+    done = subprocess.run(
+        [sys.executable, "-m", "zenml_bridge", "compile", src, "--target", "kubeflow",
+         "--out", "/proc/x.json", "--image", "img"],
+        env=env, capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "Pass an --out path in a folder you can write to" in done.stderr
+    assert not (tmp_path / "artifacts").exists()  # nothing published

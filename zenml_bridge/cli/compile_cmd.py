@@ -75,10 +75,14 @@ def _compile(args: argparse.Namespace) -> int:
         code_archive=args.code_archive,
         extra={"python": args.worker_python} if args.worker_python else {},
     )
-    if args.target != "ir":
-        _check_before_publishing(compiler, pipeline, options)
+    if args.target == "ir":
+        result = compiler.compile(pipeline, options)
+    else:
+        # Passes, checks and preflight (packages, --out) once, before anything is stored, so a
+        # compile that cannot succeed publishes nothing; then publish and write.
+        prepared = _check_before_publishing(compiler, pipeline, options)
         options = _publish(pipeline, options)
-    result = compiler.compile(pipeline, options)
+        result = compiler.finish(prepared, options)
     for warning in result.warnings:
         print(f"warning: {warning}")
     for path in result.paths:
@@ -88,18 +92,16 @@ def _compile(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_before_publishing(compiler: Any, pipeline: Any, options: Any) -> None:
-    """Refuse a compile the target cannot do before anything is stored."""
+def _check_before_publishing(compiler: Any, pipeline: Any, options: Any) -> Any:
+    """Refuse a compile the target cannot do before anything is stored; the prepared pipeline.
+
+    The IR references are placeholders here: _publish fills in real ones (valid by
+    construction) before ``compiler.finish``.
+    """
     import dataclasses
 
-    from zenml_bridge.compilers.base import UnsupportedError
-
     draft = dataclasses.replace(options, ir_uri="(stored next)", ir_sha256="0" * 64)
-    for apply in compiler.passes:
-        pipeline = apply(pipeline, draft)
-    problems = compiler.check(pipeline, draft)
-    if any(p.severity == "error" or options.strict for p in problems):
-        raise UnsupportedError(compiler.target, problems)
+    return compiler.prepare(pipeline, draft)
 
 
 def _publish(pipeline: Any, options: Any) -> Any:

@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import ast
+import math
 import re
 from functools import cache
 from importlib.resources import files
@@ -29,6 +30,8 @@ from zenml_bridge.compilers.base import (
     Compiler,
     CompileResult,
     Problem,
+    parse_quantity,
+    quantity_problem,
     write_atomic,
 )
 
@@ -42,9 +45,6 @@ _CRON_FIELD = re.compile(r"[0-9A-Za-z*/,?#-]+")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _K8S_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
-_QUANTITY = re.compile(r"(\d+(?:\.\d+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?")
-_SUFFIX = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18}
-_SUFFIX.update({"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60})
 
 #: Per-step ``settings={"airflow": {...}}`` keys: the profiles that take each, and its JSON type.
 STEP_SETTINGS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -140,9 +140,8 @@ class AirflowCompiler(Compiler):
                 continue
             if setting not in supports:
                 error(setting, f"the {profile} profile cannot reserve {value!r} for a step. {fix}")
-            elif setting != "gpu" and _quantity(str(value), setting) is None:
-                like = "'500m', '2'" if setting == "cpu" else "'512Mi', '2Gi', '1G'"
-                error(setting, f"{value!r} is not a Kubernetes quantity (like {like}).")
+            elif setting != "gpu" and (problem := quantity_problem(step.name, setting, value)):
+                problems.append(problem)
         for key, value in step.env.items():
             if not _ENV_NAME.fullmatch(key):
                 error(f"env.{key}", "is not an environment variable name ([A-Za-z_][A-Za-z0-9_]*)")
@@ -162,14 +161,19 @@ class AirflowCompiler(Compiler):
 
     # -- emit --------------------------------------------------------------------------------
 
-    def emit(self, pipeline: ir.Pipeline, options: CompileOptions) -> CompileResult:
-        """Write the DAG file atomically, after checking that it parses to the same data."""
+    def output_folder(self, pipeline: ir.Pipeline, options: CompileOptions) -> Path:
+        """``--out`` is the dags folder itself."""
         out = Path(options.out)
         if out.is_file() or out.suffix == ".py":
             raise ir.BridgeError(
                 f"--out {out} must be the Airflow dags folder, not a file: the DAG is written "
                 f"to <folder>/{FILE_PREFIX}{pipeline.name}.py."
             )
+        return out
+
+    def emit(self, pipeline: ir.Pipeline, options: CompileOptions) -> CompileResult:
+        """Write the DAG file atomically, after checking that it parses to the same data."""
+        out = self.output_folder(pipeline, options)
         data = self.pipeline_data(pipeline, options)
         path = out / f"{FILE_PREFIX}{data['dag_id']}.py"
         write_atomic(path, render(data))
@@ -197,7 +201,7 @@ class AirflowCompiler(Compiler):
             "operator": profile,
             "python": options.extra.get("python"),
             "ir_uri": options.ir_uri,
-            "ir_sha256": ir_sha256_of(options),
+            "ir_sha256": options.ir_sha256,
             "code_archive_uri": options.code_archive_uri if options.code_archive else None,
             "code_archive_sha256": options.code_archive_sha256 if options.code_archive else None,
             "env": env,
@@ -237,7 +241,7 @@ def _check_references(options: CompileOptions) -> list[Problem]:
                 "CompileOptions.ir_uri and ir_sha256.",
             )
         )
-    sha = ir_sha256_of(options)
+    sha = options.ir_sha256
     if options.ir_uri and not _SHA256.fullmatch(str(sha or "")):
         problems.append(_error(None, "ir_sha256", f"{sha!r} is not the sha256 hex of the IR"))
     archive_sha = str(options.code_archive_sha256 or "")
@@ -294,11 +298,6 @@ def _check_task_settings(step: str | None, settings: dict[str, Any], profile: st
     return problems
 
 
-def ir_sha256_of(options: CompileOptions) -> str | None:
-    """The sha256 of the stored IR document (the IR before this compiler's passes)."""
-    return options.ir_sha256
-
-
 def _step_data(
     step: ir.Step, profile: str, options: CompileOptions, task_defaults: dict[str, Any]
 ) -> dict[str, Any]:
@@ -327,25 +326,16 @@ def _resources(resources: ir.Resources, profile: str) -> dict[str, Any]:
             limits["nvidia.com/gpu"] = str(resources.gpu)
         return {"requests": requests, "limits": limits}
     if profile == "docker":
-        cpus = _quantity(resources.cpu, "cpu") if resources.cpu else None
-        memory = _quantity(resources.memory, "memory") if resources.memory else None
+        # Checked quantities: cores (a float, as Docker takes them) and whole bytes, rounded up
+        # the way Kubernetes rounds a fractional byte count.
+        cpus = parse_quantity(resources.cpu) if resources.cpu else None
+        memory = parse_quantity(resources.memory) if resources.memory else None
         return {
-            "cpus": cpus,
-            "mem_limit": None if memory is None else int(memory),
+            "cpus": None if cpus is None else float(cpus),
+            "mem_limit": None if memory is None else math.ceil(memory),
             "gpus": resources.gpu,
         }
     return {}
-
-
-def _quantity(text: str, kind: str) -> float | None:
-    """A Kubernetes quantity in cores (cpu) or bytes (memory); None when it is not one."""
-    match = _QUANTITY.fullmatch(text.strip())
-    if not match:
-        return None
-    number, suffix = float(match.group(1)), match.group(2) or ""
-    if kind == "cpu":
-        return number / 1000 if suffix == "m" else (number if not suffix else None)
-    return None if suffix == "m" else number * _SUFFIX[suffix]
 
 
 def _valid_schedule(schedule: str) -> bool:

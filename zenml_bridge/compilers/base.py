@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar, Literal
+from urllib.parse import parse_qsl, urlsplit
 
 from zenml_bridge import ir
 
@@ -73,6 +76,14 @@ class CompileResult:
     warnings: tuple[Problem, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A pipeline after the compiler's passes, with the problems found (none of them fatal)."""
+
+    pipeline: ir.Pipeline
+    problems: tuple[Problem, ...]
+
+
 Pass = Callable[[ir.Pipeline, CompileOptions], ir.Pipeline]
 
 
@@ -127,23 +138,51 @@ class Compiler:
     def emit(self, pipeline: ir.Pipeline, options: CompileOptions) -> CompileResult:
         raise NotImplementedError
 
-    def compile(self, pipeline: ir.Pipeline, options: CompileOptions) -> CompileResult:
-        """Apply the passes, collect problems (raise on errors, or warnings under strict), emit."""
+    def output_folder(self, pipeline: ir.Pipeline, options: CompileOptions) -> Path:
+        """The folder :meth:`emit` writes into (checked by :meth:`preflight`)."""
+        return options.out if options.out.is_dir() else options.out.parent
+
+    def preflight(self, pipeline: ir.Pipeline, options: CompileOptions) -> None:
+        """Refuse what would make :meth:`emit` fail whatever the pipeline holds: a missing
+        package of the target, an output folder that cannot be written. Runs before anything is
+        published; raises :class:`BridgeError`."""
+        check_writable_folder(self.output_folder(pipeline, options))
+
+    def prepare(self, pipeline: ir.Pipeline, options: CompileOptions) -> Prepared:
+        """Preflight, passes and checks: raises when the compile cannot succeed (errors, or
+        warnings under strict), so that a caller can publish and then :meth:`finish`."""
+        check_no_secrets_in_urls(options)
+        self.preflight(pipeline, options)
         for apply in self.passes:
             pipeline = apply(pipeline, options)
         problems = self.check(pipeline, options)
-        fatal = [p for p in problems if p.severity == "error" or options.strict]
-        if fatal:
+        if any(p.severity == "error" or options.strict for p in problems):
             raise UnsupportedError(self.target, problems)
-        result = self.emit(pipeline, options)
-        return dataclasses.replace(result, warnings=tuple(problems))
+        return Prepared(pipeline, tuple(problems))
+
+    def finish(self, prepared: Prepared, options: CompileOptions) -> CompileResult:
+        """Emit a prepared pipeline; ``options`` may add the published references."""
+        check_no_secrets_in_urls(options)
+        result = self.emit(prepared.pipeline, options)
+        return dataclasses.replace(result, warnings=prepared.problems)
+
+    def compile(self, pipeline: ir.Pipeline, options: CompileOptions) -> CompileResult:
+        """Apply the passes, collect problems (raise on errors, or warnings under strict), emit."""
+        return self.finish(self.prepare(pipeline, options), options)
 
 
 def write_atomic(path: Path, data: str | bytes) -> Path:
-    """Write a file so that readers see the old content or the new one, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write a file so that readers see the old content or the new one, never a part.
+
+    Raises:
+        BridgeError: the file cannot be written (the message names the path and the reason).
+    """
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise _unwritable(f"Cannot write {path}", exc) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
@@ -151,7 +190,114 @@ def write_atomic(path: Path, data: str | bytes) -> Path:
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _unwritable(f"Cannot write {path}", exc) from None
         raise
     return path
+
+
+def check_writable_folder(folder: Path) -> None:
+    """Raise a BridgeError unless files can be created in ``folder`` (made on write if missing).
+
+    Probes the nearest existing folder with a temporary file that is removed at once, so a
+    refused output is found before anything is published, and nothing is left behind.
+    """
+    existing = Path(os.path.abspath(folder))
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ir.BridgeError(
+            f"Cannot write into {folder}: {existing} is a file, not a folder. "
+            "Pass an --out path in a folder you can write to."
+        )
+    try:
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".zenml_bridge-probe.", suffix=".tmp")
+    except OSError as exc:
+        raise _unwritable(f"Cannot write into {folder}", exc) from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def _unwritable(what: str, exc: OSError) -> ir.BridgeError:
+    reason = exc.strerror or type(exc).__name__
+    return ir.BridgeError(f"{what}: {reason}. Pass an --out path in a folder you can write to.")
+
+
+# -- Kubernetes quantities -------------------------------------------------------------------
+
+# Kubernetes' resource.Quantity grammar: a signed number (``1``, ``1.5``, ``.5``, ``5.``), then a
+# binary suffix (Ki..Ei), a decimal one (n, u, m, k, M..E) or a decimal exponent (e3, E-2).
+_QUANTITY = re.compile(
+    r"(?P<number>[+-]?(?:\d+(?:\.\d*)?|\.\d+))"
+    r"(?:(?P<binary>[KMGTPE]i)|(?P<exponent>[eE][+-]?\d+)|(?P<decimal>[numkMGTPE]))?"
+)
+_DECIMAL_SUFFIX = {"n": -9, "u": -6, "m": -3, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
+_BINARY_SUFFIX = {"Ki": 10, "Mi": 20, "Gi": 30, "Ti": 40, "Pi": 50, "Ei": 60}
+
+
+def parse_quantity(text: str) -> Decimal | None:
+    """The value of a Kubernetes quantity (``"500m"`` -> 0.5, ``"1Gi"`` -> 2**30), else None.
+
+    Example:
+        >>> parse_quantity(".5"), parse_quantity("1e3"), parse_quantity("2 cores")
+        (Decimal('0.5'), Decimal('1E+3'), None)
+    """
+    match = _QUANTITY.fullmatch(text) if isinstance(text, str) else None
+    if match is None:
+        return None
+    number = Decimal(match["number"])
+    if match["binary"]:
+        return number * Decimal(2) ** _BINARY_SUFFIX[match["binary"]]
+    if match["exponent"]:
+        exponent = int(match["exponent"][1:])
+        return number.scaleb(exponent) if abs(exponent) <= 100 else None
+    if match["decimal"]:
+        return number.scaleb(_DECIMAL_SUFFIX[match["decimal"]])
+    return number
+
+
+def quantity_problem(step: str, setting: str, value: object) -> Problem | None:
+    """An error when ``value`` is not a non-negative Kubernetes quantity (for cpu / memory)."""
+    parsed = parse_quantity(value) if isinstance(value, str) else None
+    if parsed is not None and parsed >= 0:
+        return None
+    like = "'500m', '2', '.5'" if setting == "cpu" else "'512Mi', '2Gi', '1G'"
+    return Problem(
+        "error",
+        step,
+        setting,
+        f"{value!r} is not a non-negative Kubernetes quantity (like {like}); fix the @step option",
+    )
+
+
+# -- secrets ---------------------------------------------------------------------------------
+
+_PASSWORD_KEYS = frozenset({"password", "passwd", "pwd", "secret", "token"})
+
+
+def url_has_password(url: str) -> bool:
+    """True when a URL carries a password (``user:pw@host``, or ``?password=`` in its query)."""
+    try:
+        parts = urlsplit(url)
+        has_password = bool(parts.password)
+    except ValueError:  # a malformed netloc: refuse rather than guess
+        return ":" in url.partition("://")[2].partition("/")[0]
+    query = [key.lower() for key, _ in parse_qsl(parts.query, keep_blank_values=True)]
+    return has_password or any(key in _PASSWORD_KEYS for key in query)
+
+
+def check_no_secrets_in_urls(options: CompileOptions) -> None:
+    """Refuse store URLs with a password: generated files are world-readable (0644) and are
+    uploaded to schedulers and UIs, so credentials must reach workers another way."""
+    urls = {"metadata_url": options.metadata_url, "artifact_root": options.artifact_root}
+    for flag, url in urls.items():
+        if url and url_has_password(url):
+            env = "ZENML_BRIDGE_" + flag.upper()
+            raise ir.BridgeError(
+                f"CompileOptions.{flag} contains a password, and the generated file would show it "
+                "to anyone who can read it. Leave it out of the compile and give workers the URL "
+                f"as {env} in their environment, or from a Kubernetes Secret (Airflow: step "
+                "setting 'env_from_secret'; Kubeflow: settings['kubernetes']['secret_env'])."
+            )

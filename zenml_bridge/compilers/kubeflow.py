@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import keyword
 import math
-import re
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -27,6 +26,7 @@ from zenml_bridge.compilers.base import (
     Compiler,
     CompileResult,
     Problem,
+    quantity_problem,
     write_atomic,
 )
 
@@ -62,7 +62,6 @@ KUBERNETES_KEYS = (
     "gpu_resource",
 )
 TOLERATION_KEYS = ("key", "operator", "value", "effect", "toleration_seconds")
-QUANTITY = re.compile(r"(\d+(\.\d+)?|\.\d+)([EPTGMK]i|[EPTGMk]|m|e[+-]?\d+)?")
 PRESETS = {  # KFP's cron has a seconds field first.
     "@hourly": "0 0 * * * *",
     "@daily": "0 0 0 * * *",
@@ -138,6 +137,19 @@ class KubeflowCompiler(Compiler):
 
     # -- problems ---------------------------------------------------------------------------
 
+    def preflight(self, pipeline: ir.Pipeline, options: CompileOptions) -> None:
+        """Refuse early, before the CLI publishes anything, when kfp is not installed: the spec
+        is validated against kfp's protobuf messages before it is written."""
+        try:
+            from google.protobuf import json_format  # noqa: F401
+            from kfp.pipeline_spec import pipeline_spec_pb2  # noqa: F401
+        except ImportError as exc:
+            raise ir.BridgeError(
+                f"Compiling for Kubeflow needs the kfp packages, which are not installed here "
+                f"({exc}). Install them with: pip install 'zenml-bridge[kubeflow]'."
+            ) from None
+        super().preflight(pipeline, options)
+
     def check(self, pipeline: ir.Pipeline, options: CompileOptions) -> list[Problem]:
         problems = []
         if pipeline.schedule:
@@ -176,11 +188,9 @@ class KubeflowCompiler(Compiler):
                            "zenml-bridge installed; pass --image IMAGE or set @step(image=...)")
                 )  # fmt: skip
             for what, quantity in (("cpu", step.resources.cpu), ("memory", step.resources.memory)):
-                if quantity is not None and not QUANTITY.fullmatch(quantity):
-                    problems.append(
-                        _error(step.name, what, f"{quantity!r} is not a Kubernetes quantity "
-                               "(e.g. '500m', '2', '1Gi'); fix the @step option")
-                    )  # fmt: skip
+                problem = None if quantity is None else quantity_problem(step.name, what, quantity)
+                if problem:
+                    problems.append(problem)
             if options.executor == "lightweight":
                 problems += [
                     _error(step.name, "outputs", f"output name {o.name!r} cannot be a Python "

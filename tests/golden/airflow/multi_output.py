@@ -119,6 +119,11 @@ BASH_COMMAND = (
     ' ${ZENML_BRIDGE_AIRFLOW_CODE_ARCHIVE:+--code-archive "$ZENML_BRIDGE_AIRFLOW_CODE_ARCHIVE"'
     ' --code-archive-sha256 "$ZENML_BRIDGE_AIRFLOW_CODE_ARCHIVE_SHA256"}'
 )
+# Airflow 3.x multiplies the retry delay by a float factor; 2.x only doubles it (True).
+# Looked up once per parse of this file, not once per task.
+BACKOFF_TAKES_FACTOR = "float" in str(
+    inspect.signature(BaseOperator.__init__).parameters["retry_exponential_backoff"].annotation
+)
 
 
 def run_id_filter(airflow_run_id):
@@ -168,12 +173,8 @@ def task_args(step, operator, settings):
     if step["description"]:
         args["doc_md"] = step["description"]
     if step["retry_backoff"] != 1.0:
-        # Airflow 3.x multiplies the delay by the factor; 2.x only doubles it.
-        annotation = inspect.signature(BaseOperator.__init__).parameters
-        annotation = str(annotation["retry_exponential_backoff"].annotation)
-        args["retry_exponential_backoff"] = (
-            step["retry_backoff"] if "float" in annotation else True
-        )
+        backoff = step["retry_backoff"] if BACKOFF_TAKES_FACTOR else True
+        args["retry_exponential_backoff"] = backoff
     if step["max_retry_delay_s"] is not None:
         args["max_retry_delay"] = datetime.timedelta(seconds=step["max_retry_delay_s"])
     if step["timeout_s"] is not None:
