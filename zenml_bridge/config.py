@@ -34,6 +34,28 @@ ENV_HOME = "ZENML_BRIDGE_HOME"
 STACK_KEYS = ("metadata_url", "artifact_root", "experiment_tracker")
 STEP_KEYS = ("cache", "cache_salt", "retries", "retry_delay", "retry_backoff")
 RUN_KEYS = ("pipeline", "parameters", "cache", "parallel", "stack", *STACK_KEYS, "steps")
+#: key -> (accepted types, how the message names them). bool is refused where a number is
+#: expected (True is an int to Python, never a count of retries to a user).
+_TEXT = ((str,), "a string")
+RUN_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "pipeline": _TEXT,
+    "parameters": ((dict,), "a mapping of name: value"),
+    "cache": ((bool,), "true or false"),
+    "parallel": ((int,), "a whole number of 1 or more"),
+    "stack": _TEXT,
+    "metadata_url": _TEXT,
+    "artifact_root": _TEXT,
+    "experiment_tracker": ((dict,), "a mapping with a 'flavor' (e.g. {flavor: mlflow})"),
+    "steps": ((dict,), "a mapping of step name: settings"),
+}
+STEP_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "cache": ((bool,), "true or false"),
+    "cache_salt": _TEXT,
+    "retries": ((int,), "a whole number of 0 or more"),
+    "retry_delay": ((int, float), "a number of seconds of 0 or more"),
+    "retry_backoff": ((int, float), "a number of 1 or more"),
+}
+_MINIMUM = {"parallel": 1, "retries": 0, "retry_delay": 0, "retry_backoff": 1}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -139,6 +161,7 @@ def config_at(home: Path) -> dict[str, Any]:
     config["stacks"] = stacks
     for name, stack in stacks.items():
         check_keys(stack or {}, STACK_KEYS, f"stack '{name}' in {path}")
+        check_types(stack or {}, RUN_TYPES, f"stack '{name}' in {path}")
     return config
 
 
@@ -151,6 +174,26 @@ def check_keys(data: Mapping[str, Any], known: tuple[str, ...], where: str) -> N
                 f"The {where} has the unknown key '{key}'."
                 + did_you_mean(str(key), known)
                 + f" Known keys: {', '.join(known)}."
+            )
+
+
+def check_types(
+    data: Mapping[str, Any], types: Mapping[str, tuple[tuple[type, ...], str]], where: str
+) -> None:
+    """BridgeError naming ``where``, the key and the expected type for a mistyped value."""
+    for key, value in data.items():
+        if key not in types or value is None:
+            continue
+        accepted, expected = types[key]
+        wrong = not isinstance(value, accepted) or (
+            isinstance(value, bool) and bool not in accepted
+        )
+        if not wrong and key in _MINIMUM and not isinstance(value, bool):
+            wrong = value < _MINIMUM[key]
+        if wrong:
+            raise BridgeError(
+                f"'{key}' in the {where} must be {expected}, not {value!r} "
+                f"({type(value).__name__}). Fix it in that file."
             )
 
 
@@ -236,23 +279,19 @@ def load_run_config(path: str | Path) -> RunConfig:
     data = read_yaml(path, "run config")
     check_keys(data, RUN_KEYS, f"run config {path}")
     where = f"run config {path}"
+    check_types(data, RUN_TYPES, where)
     parameters = data.get("parameters") or {}
-    if not isinstance(parameters, dict):
-        raise BridgeError(f"'parameters' in the {where} must be a mapping of name: value.")
     steps = data.get("steps") or {}
-    if not isinstance(steps, dict):
-        raise BridgeError(f"'steps' in the {where} must be a mapping of step name: settings.")
     for name, settings in steps.items():
-        check_keys(settings or {}, STEP_KEYS, f"settings of step '{name}' in the {where}")
+        what = f"settings of step '{name}' in the {where}"
+        check_keys(settings or {}, STEP_KEYS, what)
+        check_types(settings or {}, STEP_TYPES, what)
     tracker = data.get("experiment_tracker")
     if tracker is not None and not (isinstance(tracker, dict) and "flavor" in tracker):
         raise BridgeError(
             f"'experiment_tracker' in the {where} must be a mapping with a 'flavor' "
             "(e.g. {flavor: mlflow, tracking_uri: ...})."
         )
-    for key, kind in (("cache", bool), ("parallel", int)):
-        if key in data and not isinstance(data[key], kind):
-            raise BridgeError(f"'{key}' in the {where} must be a {kind.__name__}.")
     return RunConfig(
         pipeline=data.get("pipeline"),
         parameters=parameters,

@@ -20,6 +20,8 @@ import argparse
 import json
 import os
 import sys
+import time
+import traceback
 from collections.abc import Sequence
 from typing import Any
 
@@ -50,8 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def read_ir_text(uri: str) -> str:
     """The IR document at a local path or fsspec URI."""
-    if "://" not in uri or uri.startswith("file://"):
-        path = uri[len("file://") :] if uri.startswith("file://") else uri
+    from zenml_bridge.stores.artifacts import is_local_url, local_path
+
+    if is_local_url(uri):
+        path = local_path(uri)
         try:
             with open(path, encoding="utf-8") as handle:
                 return handle.read()
@@ -102,7 +106,6 @@ def run_step_command(args: argparse.Namespace) -> int:
     from zenml_bridge.config import load_settings
     from zenml_bridge.runtime.stack import open_stack
     from zenml_bridge.runtime.step_runner import run_step
-    from zenml_bridge.runtime.tracking import RunInfo
 
     try:
         overrides = json.loads(args.params_json or "{}")
@@ -123,15 +126,12 @@ def run_step_command(args: argparse.Namespace) -> int:
             + did_you_mean(args.step, pipeline.step_names)
             + f" Its steps: {', '.join(pipeline.step_names)}."
         ) from None
-    kfp_upstream: dict[str, Any] = {}
     if args.kfp_executor_input:
         # KFP passes the run's parameters, typed, in its executor input (a JSON object built
-        # from placeholders would break on quotes in string values), and the upstream outputs
-        # in its input artifacts' metadata (for upstream tasks KFP served from its own cache).
+        # from placeholders would break on quotes in string values).
         from zenml_bridge.runtime import kfp_io
 
         overrides = {**kfp_io.read_parameters(args.kfp_executor_input, pipeline), **overrides}
-        kfp_upstream = kfp_io.read_upstream(args.kfp_executor_input, step)
     parameters = ir.check_run_parameters(pipeline, overrides)
     stack = open_stack(load_settings())
     store = stack.metadata
@@ -152,6 +152,92 @@ def run_step_command(args: argparse.Namespace) -> int:
         store.complete_run_if_done(args.run_id, len(pipeline.steps))
         _kfp_outputs(args.kfp_executor_input, _result_of(step.name, mine))
         return 0
+    previous = int(mine["attempt"]) if mine is not None else 0
+    started = time.time()
+    try:
+        upstream, run_info = _prepare(args, pipeline, step, parameters, stack, states, backend)
+        result = run_step(
+            stack,
+            pipeline,
+            step,
+            run_id=args.run_id,
+            run_parameters=parameters,
+            upstream=upstream,
+            cache=not args.no_cache,
+            attempt=previous + 1,
+            run_info=run_info,
+        )
+    except (Exception, SystemExit) as exc:
+        # The run was begun: never leave it "running" because the step could not start.
+        text = str(exc) if isinstance(exc, BridgeError) else traceback.format_exc()
+        _record_failed(store, args.run_id, step.name, parameters, previous + 1, started, text)
+        if isinstance(exc, SystemExit):  # its code may be 0: the step still failed
+            print(f"step '{step.name}' failed:\n{text}", file=sys.stderr)
+            return 1
+        raise
+    if result.status == "failed":
+        print(f"step '{step.name}' failed:\n{result.traceback}", file=sys.stderr)
+        store.finish_run(args.run_id, "failed")
+        if stack.tracker is not None and run_info is not None:
+            stack.tracker.call("on_run_end", run_info, "failed")
+        if isinstance(result.error, BridgeError):
+            raise result.error
+        return 1
+    print(f"step '{step.name}' of run {args.run_id} {result.status} ({result.duration_s:.2f}s)")
+    done = store.complete_run_if_done(args.run_id, len(pipeline.steps))
+    if done and stack.tracker is not None and run_info is not None:
+        stack.tracker.call("on_run_end", run_info, "completed")
+    _kfp_outputs(args.kfp_executor_input, result)
+    return 0
+
+
+def _record_failed(
+    store: Any,
+    run_id: str,
+    step: str,
+    parameters: dict[str, Any],
+    attempt: int,
+    started: float,
+    error: str,
+) -> None:
+    """Record the step failed and the run failed; a failing store must not hide ``error``."""
+    try:
+        store.record_step(
+            run_id=run_id,
+            step=step,
+            status="failed",
+            outputs={},
+            parameters=parameters,
+            error=error,
+            attempt=attempt,
+            started_at=started,
+            ended_at=time.time(),
+        )
+        store.finish_run(run_id, "failed")
+    except Exception as exc:
+        print(f"warning: could not record the failure of step '{step}': {exc}", file=sys.stderr)
+
+
+def _prepare(
+    args: argparse.Namespace,
+    pipeline: Any,
+    step: Any,
+    parameters: dict[str, Any],
+    stack: Any,
+    states: dict[str, Any],
+    backend: str,
+) -> tuple[dict[str, Any], Any]:
+    """The step's upstream outputs and the tracker's run info (``on_run_start`` called)."""
+    from zenml_bridge.runtime.tracking import RunInfo
+
+    store = stack.metadata
+    kfp_upstream: dict[str, Any] = {}
+    if args.kfp_executor_input:
+        from zenml_bridge.runtime import kfp_io
+
+        # The upstream outputs are in its input artifacts' metadata (for upstream tasks KFP
+        # served from its own cache).
+        kfp_upstream = kfp_io.read_upstream(args.kfp_executor_input, step)
     upstream: dict[str, Any] = {}
     for name in step.upstream:
         state = states.get(name)
@@ -186,32 +272,7 @@ def run_step_command(args: argparse.Namespace) -> int:
             merged = {**run_info.links, **links}
             store.update_run(args.run_id, links=merged)
             run_info = RunInfo(**{**_fields(run_info), "links": merged})
-    previous = int(mine["attempt"]) if mine is not None else 0
-    result = run_step(
-        stack,
-        pipeline,
-        step,
-        run_id=args.run_id,
-        run_parameters=parameters,
-        upstream=upstream,
-        cache=not args.no_cache,
-        attempt=previous + 1,
-        run_info=run_info,
-    )
-    if result.status == "failed":
-        print(f"step '{step.name}' failed:\n{result.traceback}", file=sys.stderr)
-        store.finish_run(args.run_id, "failed")
-        if stack.tracker is not None and run_info is not None:
-            stack.tracker.call("on_run_end", run_info, "failed")
-        if isinstance(result.error, BridgeError):
-            raise result.error
-        return 1
-    print(f"step '{step.name}' of run {args.run_id} {result.status} ({result.duration_s:.2f}s)")
-    done = store.complete_run_if_done(args.run_id, len(pipeline.steps))
-    if done and stack.tracker is not None and run_info is not None:
-        stack.tracker.call("on_run_end", run_info, "completed")
-    _kfp_outputs(args.kfp_executor_input, result)
-    return 0
+    return upstream, run_info
 
 
 def _fields(value: Any) -> dict[str, Any]:

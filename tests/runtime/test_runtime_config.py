@@ -85,7 +85,7 @@ def test_run_config_yaml_is_validated(tmp_path: Path) -> None:
     config = load_run_config(path)
     assert (config.pipeline, dict(config.parameters), config.parallel) == ("p.py:x", {"rows": 5}, 2)
     path.write_text("parallel: two\n")
-    with pytest.raises(BridgeError, match="'parallel' in the run config .* must be a int"):
+    with pytest.raises(BridgeError, match="'parallel' in the run config .* must be a whole number"):
         load_run_config(path)
     path.write_text("- a list\n")
     with pytest.raises(BridgeError, match="must hold a mapping"):

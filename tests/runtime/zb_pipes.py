@@ -199,3 +199,39 @@ def blob_size(blob: Blob) -> int:
 @pipeline
 def blobs(rows: int = 5) -> None:
     blob_size(make_blob(load(rows=rows)))
+
+
+# -- for test_runtime_fixes.py ------------------------------------------------------------------
+
+
+@step
+def quits(data: list[int]) -> int:
+    _called("quits")
+    raise SystemExit(0)  # a user's sys.exit(0): must count as a failure, not a success
+
+
+@pipeline
+def quitting(rows: int = 3) -> None:
+    quits(load(rows=rows))
+
+
+@step(env={"ZB_TEST_STEP_ENV": "from-env"})
+def with_env(pause: float = 0.0) -> str:
+    time.sleep(pause)
+    return os.environ.get("ZB_TEST_STEP_ENV", "<unset>")
+
+
+@step
+def without_env(pause: float = 0.0) -> str:
+    deadline = time.monotonic() + pause
+    seen = "<unset>"
+    while time.monotonic() < deadline:  # look while the other step may be running
+        seen = os.environ.get("ZB_TEST_STEP_ENV", seen)
+        time.sleep(0.01)
+    return os.environ.get("ZB_TEST_STEP_ENV", seen)
+
+
+@pipeline
+def envs(pause: float = 0.0) -> None:
+    with_env(pause=pause)
+    without_env(pause=pause)

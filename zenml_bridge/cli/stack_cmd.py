@@ -50,6 +50,7 @@ def _home() -> tuple[Path, dict[str, Any]]:
 
 def _list(args: argparse.Namespace) -> int:
     from zenml_bridge.config import ENV_ARTIFACT_ROOT, ENV_METADATA_URL, load_settings
+    from zenml_bridge.stores.connect import describe_url
 
     home, config = _home()
     settings = load_settings()
@@ -61,7 +62,10 @@ def _list(args: argparse.Namespace) -> int:
             (
                 "*" if name == config["active_stack"] else "",
                 name,
-                stack.get("metadata_url") or "(default) sqlite in " + str(home),
+                # Passwords in URLs are never printed.
+                describe_url(stack["metadata_url"])
+                if stack.get("metadata_url")
+                else "(default) sqlite in " + str(home),
                 stack.get("artifact_root") or "(default) " + str(home / "artifacts"),
                 tracker,
             )
@@ -70,8 +74,11 @@ def _list(args: argparse.Namespace) -> int:
     print(table(("", "STACK", "METADATA", "ARTIFACTS", "TRACKER"), rows))
     for env in (ENV_METADATA_URL, ENV_ARTIFACT_ROOT):
         if os.environ.get(env):
-            print(f"{env} is set and overrides the stack: {os.environ[env]}")
-    print(f"In use: metadata {settings.metadata_url}, artifacts {settings.artifact_root}")
+            print(f"{env} is set and overrides the stack: {describe_url(os.environ[env])}")
+    print(
+        f"In use: metadata {describe_url(settings.metadata_url)}, "
+        f"artifacts {settings.artifact_root}"
+    )
     return 0
 
 

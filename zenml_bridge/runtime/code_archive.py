@@ -187,12 +187,12 @@ def ensure_code(uri: str, sha256: str, cache_dir: str | Path | None = None) -> P
 
 
 def _fetch(uri: str, sha256: str) -> bytes:
-    try:
-        if "://" not in uri or uri.startswith("file://"):
-            data = Path(uri.removeprefix("file://")).read_bytes()
-        else:
-            from zenml_bridge.stores.artifacts import filesystem_for
+    from zenml_bridge.stores.artifacts import filesystem_for, is_local_url, local_path
 
+    try:
+        if is_local_url(uri):
+            data = Path(local_path(uri)).read_bytes()
+        else:
             data = filesystem_for(uri).cat_file(uri)
     except FileNotFoundError:
         raise BridgeError(
@@ -242,8 +242,10 @@ def _default_cache() -> Path:
 
 def _put(artifact_root: str, relative: str, data: bytes) -> str:
     """Write content-addressed bytes once, atomically; returns the URI workers read."""
-    if "://" not in artifact_root or artifact_root.startswith("file://"):
-        path = Path(artifact_root.removeprefix("file://")).expanduser().resolve() / relative
+    from zenml_bridge.stores.artifacts import filesystem_for, is_local_url, local_path
+
+    if is_local_url(artifact_root):
+        path = Path(local_path(artifact_root)).expanduser().resolve() / relative
         if path.is_file() and path.read_bytes() == data:
             return str(path)
         try:
@@ -257,8 +259,6 @@ def _put(artifact_root: str, relative: str, data: bytes) -> str:
                 f"{artifact_root} is writable, or point ZENML_BRIDGE_ARTIFACT_ROOT elsewhere."
             ) from None
         return str(path)
-    from zenml_bridge.stores.artifacts import filesystem_for
-
     uri = f"{artifact_root.rstrip('/')}/{relative}"
     fs = filesystem_for(uri)
     if not fs.exists(uri):

@@ -1,6 +1,7 @@
 """The local runner: runs a pipeline's steps in topological order, in this process.
 
-Independent steps may run at the same time with ``parallel=N`` (threads). Every step goes
+Independent steps may run at the same time with ``parallel=N`` (threads), except that a step
+with ``env`` always runs alone: environment variables are process-wide. Every step goes
 through :func:`zenml_bridge.runtime.step_runner.run_step`, the same function the entrypoint
 uses on Airflow and Kubeflow.
 """
@@ -13,6 +14,7 @@ import secrets
 import sys
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -37,7 +39,10 @@ RUN_OPTIONS = (
     "progress",
     "raise_on_failure",
 )
-_PREPARED: dict[int, tuple[ir.Pipeline, str]] = {}
+#: id(IR) -> (IR, its sha256) for the last few IRs run (a long-lived process runs many).
+_PREPARED: OrderedDict[int, tuple[ir.Pipeline, str]] = OrderedDict()
+_PREPARED_MAX = 16
+_PREPARED_LOCK = threading.Lock()
 _PRINT_LOCK = threading.Lock()
 
 
@@ -66,11 +71,17 @@ def new_run_id(pipeline: str) -> str:
 
 
 def _identity(pipeline_ir: ir.Pipeline) -> str:
-    known = _PREPARED.get(id(pipeline_ir))
-    if known is not None and known[0] is pipeline_ir:
-        return known[1]
+    key = id(pipeline_ir)
+    with _PREPARED_LOCK:  # runs may start from several threads
+        known = _PREPARED.get(key)
+        if known is not None and known[0] is pipeline_ir:
+            _PREPARED.move_to_end(key)
+            return known[1]
     sha = ir.sha256(pipeline_ir)
-    _PREPARED[id(pipeline_ir)] = (pipeline_ir, sha)
+    with _PREPARED_LOCK:
+        _PREPARED[key] = (pipeline_ir, sha)
+        while len(_PREPARED) > _PREPARED_MAX:
+            _PREPARED.popitem(last=False)
     return sha
 
 
@@ -188,7 +199,7 @@ def _execute(
 ) -> RunRecord:
     store = stack.metadata
     ir_sha = _identity(pipeline_ir)
-    store.begin_run(
+    created = store.begin_run(
         run_id=run_id,
         pipeline=pipeline_ir.name,
         ir_sha256=ir_sha,
@@ -196,6 +207,13 @@ def _execute(
         parameters=run_parameters,
         git_sha=git.sha,
     )
+    if not created:
+        # Its artifacts are immutable: running again under its id would overwrite them.
+        raise BridgeError(
+            f"A run with the id '{run_id}' already exists in the metadata store; its records "
+            "and artifacts are kept as they are. Choose a new --run-id (or leave it out for a "
+            "generated one)."
+        )
     run_info = None
     links: dict[str, str] = {}
     results: dict[str, StepResult] = {}
@@ -319,6 +337,7 @@ def _run_parallel(
     pending = {step.name: step for step in ir.topological_order(pipeline_ir.steps)}
     upstream: dict[str, Mapping[str, Any]] = {}
     running: dict[Future[StepResult], str] = {}
+    has_env: dict[Future[StepResult], bool] = {}
     failed = False
     with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="zenml-bridge") as pool:
         while pending or running:
@@ -326,6 +345,11 @@ def _run_parallel(
                 for name, step in list(pending.items()):
                     if len(running) >= parallel:
                         break
+                    # os.environ is process-wide: a step with env runs alone.
+                    if running and any(has_env[f] for f in running):
+                        break
+                    if running and step.env:
+                        continue
                     if all(u in upstream for u in step.upstream):
                         del pending[name]
                         future = pool.submit(
@@ -341,11 +365,13 @@ def _run_parallel(
                             run_info,
                         )
                         running[future] = name
+                        has_env[future] = bool(step.env)
             if not running:
                 break
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
                 name = running.pop(future)
+                has_env.pop(future, None)
                 result = future.result()
                 results[name] = result
                 if result.status == "failed":

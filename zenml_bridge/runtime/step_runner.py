@@ -4,8 +4,13 @@ Resolve inputs, compute the cache key, serve a cache hit or call the step, mater
 outputs, record everything in one metadata transaction, call hooks and the tracker.
 
 The cache key is sha256 over the step's source and code hash, its parameter values, the content
-hashes and materializers of its inputs, its output names, and its cache salt. A hit is used only
-when every recorded output materializer still has the same version.
+hashes and materializers of its inputs, its output names, its cache salt and its environment
+variables. A hit is used only when every recorded output materializer still has the same version
+and no local output folder has disappeared; a fresh execution replaces the cache entry.
+
+A step's ``env`` is set in ``os.environ`` while its function runs and restored afterwards. The
+environment is process-wide, so the local runner never runs a step with ``env`` at the same time
+as another step (see ``runtime.local``).
 """
 
 from __future__ import annotations
@@ -18,9 +23,11 @@ import inspect
 import json
 import os
 import sys
+import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,8 +124,33 @@ def cache_key(
         "outputs": [[o.name, o.materializer or ""] for o in step.outputs],
         "salt": step.cache_salt,
     }
+    if step.env:  # only when set: keys of steps without env stay what they were
+        payload["env"] = dict(step.env)
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+_ENV_LOCK = threading.Lock()
+
+
+@contextmanager
+def step_env(env: Mapping[str, str]) -> Iterator[None]:
+    """Set ``env`` in ``os.environ`` for the duration of the block, then restore it."""
+    if not env:
+        yield
+        return
+    with _ENV_LOCK:
+        previous = {key: os.environ.get(key) for key in env}
+        os.environ.update({key: str(value) for key, value in env.items()})
+    try:
+        yield
+    finally:
+        with _ENV_LOCK:
+            for key, value in previous.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
 
 def artifact_id(run_id: str, step: str, output: str) -> str:
@@ -210,12 +242,19 @@ def run_step(
                 ) from None
     key = cache_key(step, parameters, inputs)
     consumed = [(info["id"], name) for name, info in inputs.items()]
-    # Importing the step's module first also runs the materializer registrations it makes.
-    call = load_callable(step.source)
+    try:
+        # Importing the step's module first also runs the materializer registrations it makes.
+        call = load_callable(step.source)
+    except (Exception, SystemExit) as exc:
+        # SystemExit too: a module calling sys.exit() on import must not pass for success.
+        text = str(exc) if isinstance(exc, BridgeError) else user_traceback(exc)
+        return _record_failure(
+            store, step, run_id, key, consumed, parameters, attempt, started, clock, exc, text
+        )
     registry = _materializers()
     if cache and step.cache:
         hit = store.lookup_cache(key)
-        if hit is not None and _still_valid(registry, hit):
+        if hit is not None and _still_valid(registry, hit, stack):
             store.record_step(
                 run_id=run_id,
                 step=step.name,
@@ -247,7 +286,7 @@ def run_step(
             values[name] = stack.artifacts.read(info["uri"], info["sha256"], loader.load)
         if stack.tracker and run_info is not None:
             stack.tracker.call("on_step_start", run_info, _step_info(step, parameters))
-        with step_context(context):
+        with step_context(context), step_env(step.env):
             returned = call(values)
         for spec, value in zip(step.outputs, _split_outputs(step, returned)):
             materializer = registry.select(
@@ -289,7 +328,9 @@ def run_step(
                     "created_at": time.time(),
                 }
             )
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
+        # SystemExit is a failure of the step (sys.exit() in user code), never the end of the
+        # runner or entrypoint; KeyboardInterrupt still stops everything.
         text = user_traceback(exc)
         hook_error = _call_hook_in(context, step, "on_failure", exc)
         metadata = dict(context.metadata)
@@ -387,12 +428,54 @@ def _save(materializer: Any, value: Any, folder: str, fs: Any) -> None:
     materializer.save(value, folder, fs)
 
 
-def _still_valid(registry: Any, hit: Mapping[str, OutputInfo]) -> bool:
-    """A cache hit counts only while every output's materializer has the recorded version."""
+def _still_valid(registry: Any, hit: Mapping[str, OutputInfo], stack: Stack) -> bool:
+    """A cache hit counts only while every output's materializer has the recorded version
+    and no local output folder has been deleted (a cheap check; contents are verified when
+    a later step loads them)."""
     try:
-        return all(registry.version_of(o["materializer"]) == o["version"] for o in hit.values())
+        if not all(registry.version_of(o["materializer"]) == o["version"] for o in hit.values()):
+            return False
     except BridgeError:
         return False  # its materializer is gone: run the step again
+    return not any(stack.artifacts.missing_locally(o["uri"]) for o in hit.values())
+
+
+def _record_failure(
+    store: Any,
+    step: ir.Step,
+    run_id: str,
+    key: str,
+    consumed: list[tuple[str, str]],
+    parameters: Mapping[str, Any],
+    attempt: int,
+    started: float,
+    clock: float,
+    exc: BaseException,
+    text: str,
+) -> StepResult:
+    """Record a step that failed before its function ran (e.g. it cannot be imported)."""
+    store.record_step(
+        run_id=run_id,
+        step=step.name,
+        status="failed",
+        outputs={},
+        consumed=consumed,
+        cache_key=key,
+        parameters=parameters,
+        error=text,
+        attempt=attempt,
+        started_at=started,
+        ended_at=time.time(),
+    )
+    return StepResult(
+        name=step.name,
+        status="failed",
+        duration_s=time.perf_counter() - clock,
+        cache_key=key,
+        attempt=attempt,
+        error=exc,
+        traceback=text,
+    )
 
 
 def _call_hook_in(

@@ -38,12 +38,21 @@ def path_part(name: str) -> str:
     return cleaned or "_"
 
 
-def _is_local(url: str) -> bool:
+def is_local_url(url: str) -> bool:
+    """Whether ``url`` is a local path (plain or ``file://``) rather than an fsspec URL.
+
+    The one definition of "local" for artifacts, IR documents and code archives.
+    """
     return "://" not in url or url.startswith("file://")
 
 
-def _strip_file(url: str) -> str:
+def local_path(url: str) -> str:
+    """The path of a local URL (``file://`` removed)."""
     return url[len("file://") :] if url.startswith("file://") else url
+
+
+_is_local = is_local_url
+_strip_file = local_path
 
 
 class ArtifactStore:
@@ -184,6 +193,11 @@ class ArtifactStore:
             return load(_strip_file(uri), self.fs if self.local else filesystem_for("file://"))
         fs, path = _url_to_fs(uri)
         return load(path, fs)
+
+    def missing_locally(self, uri: str) -> bool:
+        """True when ``uri`` is a local artifact folder that no longer exists (a cheap check;
+        remote artifacts are not looked up and count as present)."""
+        return _is_local(uri) and not os.path.isdir(_strip_file(uri))
 
     def content_hash(self, uri: str) -> str:
         """sha256 of an artifact folder; a BridgeError when it does not exist."""

@@ -15,7 +15,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from zenml_bridge.errors import BridgeError
-from zenml_bridge.stores.fastpath import tune_sqlite
+from zenml_bridge.stores.fastpath import is_transient_text, tune_sqlite
 
 #: SQLAlchemy 1.4 (Airflow 2 environments): no psycopg 3 dialect, pre-2.0 engine defaults.
 SA14 = sa.__version__.startswith("1.")
@@ -125,17 +125,7 @@ def _sqlite_engine(parsed: sa.URL) -> sa.Engine:
 
 def is_transient(exc: sa.exc.DBAPIError) -> bool:
     """Whether retrying the transaction may succeed (busy SQLite, deadlock, serialization)."""
-    text = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
-    return any(
-        marker in text
-        for marker in (
-            "database is locked",
-            "database is busy",
-            "deadlock",
-            "could not serialize",
-            "lock wait timeout",
-        )
-    )
+    return is_transient_text(str(exc.orig) if exc.orig is not None else str(exc))
 
 
 def connection_error(url: str, exc: BaseException) -> BridgeError:

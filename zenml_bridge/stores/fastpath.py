@@ -42,6 +42,12 @@ BROKEN = (
 Ops = Sequence[tuple[str, Sequence[Mapping[str, Any]]]]
 
 
+def is_transient_text(text: str) -> bool:
+    """Whether a database error's text says that retrying the transaction may succeed."""
+    text = text.lower()
+    return any(marker in text for marker in TRANSIENT)
+
+
 Compiled = dict[str, tuple[str, "tuple[str, ...] | None"]]
 
 
@@ -219,7 +225,7 @@ class CompiledStatements:
                 broken = any(marker in text for marker in BROKEN)
                 if broken:
                     self._drop_connection()
-                if attempt == 11 or not (broken or any(m in text for m in TRANSIENT)):
+                if attempt == 11 or not (broken or is_transient_text(text)):
                     raise
             time.sleep(delay * (1 + random.random()))
             delay = min(delay * 2, 1.0)

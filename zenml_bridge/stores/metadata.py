@@ -38,7 +38,7 @@ Row = dict[str, Any]
 _JSON_COLUMNS = {"parameters", "links", "outputs", "metadata", "metrics"}
 _ENGINES: dict[str, Any] = {}
 #: Bump when the hot-path statements change: stores then compile and save them again.
-STATEMENTS_VERSION = 2
+STATEMENTS_VERSION = 3
 #: Columns of a step run, in the order the hot-path read returns them.
 STEP_COLUMNS = (
     "run_id",
@@ -267,6 +267,7 @@ class MetadataStore:
         t = self.t
         step_cols = [c.name for c in t.step_runs.c if c.name not in ("run_id", "step")]
         art_cols = [c.name for c in t.artifacts.c if c.name != "artifact_id"]
+        cache_cols = [c.name for c in t.cache.c if c.name != "cache_key"]
         return {
             "pipeline": self._insert(t.pipelines),
             "version": self._insert(t.pipeline_versions),
@@ -274,7 +275,9 @@ class MetadataStore:
             "step": self._insert(t.step_runs, ("run_id", "step"), step_cols),
             "artifact": self._insert(t.artifacts, ("artifact_id",), art_cols),
             "consumer": self._insert(t.consumers),
-            "cache": self._insert(t.cache),
+            # A fresh execution replaces the entry: a cached artifact that was deleted or
+            # corrupted is fixed by running the step again (--no-cache).
+            "cache": self._insert(t.cache, ("cache_key",), cache_cols),
             "finish": t.runs.update()
             .where(t.runs.c.run_id == sa.bindparam("rid"))
             .values(
@@ -335,8 +338,11 @@ class MetadataStore:
         code_archive_sha256: str | None = None,
         backend: str = "local",
         links: Mapping[str, str] | None = None,
-    ) -> None:
-        """Record a run as ``running`` (idempotent: a second call for the same id is a no-op)."""
+    ) -> bool:
+        """Record a run as ``running``; True when this call created it.
+
+        Idempotent: a second call for the same id changes nothing and returns False.
+        """
         now = time.time()
         known = ir_sha256 in self._known_versions
         ops: list[tuple[str, Sequence[Mapping[str, Any]]]] = []
@@ -359,8 +365,10 @@ class MetadataStore:
             "ended_at": None,
         }
         ops.append(("run", [run_row]))
-        self._fast(ops)
+        # The row count of the last statement: 0 when the run already existed (ignored).
+        created = self._fast(ops)
         self._known_versions.add(ir_sha256)
+        return bool(created)
 
     def update_run(self, run_id: str, **values: Any) -> None:
         """Set columns of a run (``links`` and ``parameters`` are given as mappings)."""
