@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -365,3 +366,70 @@ class _Named(Materializer):
 def test_ref_for_cache_keys() -> None:
     assert _Named.ref() == "test.named@7"
     assert repr(get("builtins.json")) == "<materializer builtins.json@1>"
+
+
+def _alias_package(monkeypatch: pytest.MonkeyPatch) -> tuple[type, type, type, list[str]]:
+    """A package laid out like pandas: classes defined in a private module, exported on top.
+
+    ``Widget`` reports where it is defined (like pandas 2's DataFrame), ``Gadget`` reports the
+    public package (like pandas 3's), ``Impostor`` has Widget's name but is another class.
+    """
+    top, impl = types.ModuleType("zb_alias_pkg"), types.ModuleType("zb_alias_pkg._impl")
+    looked_up: list[str] = []
+
+    def module_getattr(name: str) -> Any:  # lazy loaders and deprecations live here
+        looked_up.append(name)
+        raise AttributeError(name)
+
+    top.__getattr__ = module_getattr  # type: ignore[method-assign]
+    widget = type("Widget", (), {"__module__": "zb_alias_pkg._impl"})
+    gadget = type("Gadget", (), {"__module__": "zb_alias_pkg"})
+    impostor = type("Widget", (), {"__module__": "zb_alias_pkg.other"})
+    impl.Widget, impl.Gadget = widget, gadget  # type: ignore[attr-defined]
+    top.Widget, top.Gadget, top._impl = widget, gadget, impl  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "zb_alias_pkg", top)
+    monkeypatch.setitem(sys.modules, "zb_alias_pkg._impl", impl)
+    return widget, gadget, impostor, looked_up
+
+
+@pytest.mark.parametrize(
+    "handle", ["zb_alias_pkg.Widget", "zb_alias_pkg._impl.Widget"], ids=["public", "defining"]
+)
+def test_a_handle_matches_the_class_under_any_imported_path(
+    monkeypatch: pytest.MonkeyPatch, handle: str
+) -> None:
+    widget, gadget, impostor, looked_up = _alias_package(monkeypatch)
+
+    class WidgetMaterializer(Materializer):
+        name = "test.widget"
+        handles = (handle, "zb_alias_pkg._impl.Gadget", "zb_alias_pkg.Missing")
+
+    register(WidgetMaterializer)
+    try:
+        assert select(widget()).name == "test.widget"
+        assert select(gadget()).name == "test.widget"  # reports zb_alias_pkg.Gadget
+        assert select(type("Sub", (widget,), {})()).name == "test.widget"  # through the MRO
+        assert select(widget(), explicit="test.widget").name == "test.widget"
+        with pytest.raises(BridgeError, match=re.escape("(type zb_alias_pkg.other.Widget)")):
+            select(impostor())  # same name, another class: not matched
+        assert looked_up == []  # resolved through __dict__ only: no module __getattr__ ran
+    finally:
+        unregister("test.widget")
+
+
+@pytest.mark.parametrize("handle", ["pandas.DataFrame", "pandas.core.frame.DataFrame"])
+def test_pandas_handles_work_on_pandas_2_and_3(handle: str) -> None:
+    # pandas 2 reports pandas.core.frame.DataFrame, pandas 3 pandas.DataFrame: both must match.
+    pd = pytest.importorskip("pandas")
+
+    @register
+    class MyFrames(Materializer):
+        name = "test.frames"
+        handles = (handle,)
+
+    try:
+        assert select(pd.DataFrame({"a": [1]})).name == "test.frames"
+    finally:
+        unregister("test.frames")
+    assert select(pd.DataFrame({"a": [1]})).name == "pandas.dataframe"
+    assert select(pd.Series([1])).name == "pandas.series"

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -50,9 +51,9 @@ def _missing_marker(value: Any) -> str:
 _MARKERS: dict[str, Any] = {"None": None, "NaN": float("nan"), "NA": pd.NA, "NaT": pd.NaT}
 
 
-def _object_nulls(column: pd.Series) -> set[str]:
+def _object_nulls(column: pd.Series | pd.Index) -> set[str]:
     """The kinds of missing values in an object column ({"NaN"} for a column read from CSV)."""
-    mask = column.isna().to_numpy()
+    mask = np.asarray(column.isna())  # an Index gives an ndarray, a Series a Series
     if not mask.any():
         return set()
     return {_missing_marker(v) for v in column.to_numpy()[mask]}
@@ -94,13 +95,13 @@ def _extras(df: pd.DataFrame) -> dict[str, Any]:
     freq = getattr(df.index, "freq", None)
     if freq is not None and isinstance(df.index, pd.DatetimeIndex | pd.TimedeltaIndex):
         extras["index_freq"] = freq.freqstr
-    storages = {
-        str(i): dtype.storage
+    strings = {
+        str(i): _string_spec(dtype)
         for i, dtype in enumerate(df.dtypes)
-        if isinstance(dtype, pd.StringDtype) and dtype.storage != "python"
+        if isinstance(dtype, pd.StringDtype)
     }
-    if storages:
-        extras["string_storage"] = storages
+    if strings:
+        extras["string_dtypes"] = strings
     objects: dict[str, str] = {}
     for i, dtype in enumerate(df.dtypes):
         if pd.api.types.is_object_dtype(dtype):
@@ -109,23 +110,110 @@ def _extras(df: pd.DataFrame) -> dict[str, Any]:
             objects[str(i)] = markers.pop() if markers else ""
     if objects:
         extras["object_columns"] = objects
+    # pyarrow on pandas 3 reads object and `string` labels and categories back as `str`.
+    for key, labels in (("index_kinds", df.index), ("column_kinds", df.columns)):
+        kinds = _levels_kinds(labels)
+        if any(kinds):
+            extras[key] = kinds
+    categories = {
+        str(i): kind
+        for i, dtype in enumerate(df.dtypes)
+        if isinstance(dtype, pd.CategoricalDtype)
+        and (kind := _label_kind(dtype.categories)) is not None
+    }
+    if categories:
+        extras["category_kinds"] = categories
     return extras
 
 
+def _label_kind(labels: pd.Index) -> list[str] | None:
+    """``["object", marker]`` or ``["string", storage, na]`` for labels Arrow may retype."""
+    if isinstance(labels.dtype, pd.StringDtype):
+        return ["string", *_string_spec(labels.dtype)]
+    if pd.api.types.is_object_dtype(labels.dtype) and not isinstance(labels, pd.MultiIndex):
+        markers = _object_nulls(labels)
+        return ["object", markers.pop() if len(markers) == 1 else ""]
+    return None
+
+
+def _levels_kinds(labels: pd.Index) -> list[list[str] | None]:
+    levels = labels.levels if isinstance(labels, pd.MultiIndex) else [labels]
+    return [_label_kind(level) for level in levels]
+
+
+def _with_kind(labels: pd.Index, kind: list[str]) -> pd.Index:
+    if kind[0] == "string":
+        try:
+            dtype = _string_dtype(kind[1], kind[2])
+        except (TypeError, ValueError):
+            return labels  # written by a newer pandas: keep what pyarrow made of it here
+        return labels if labels.dtype == dtype else labels.astype(dtype)
+    if not pd.api.types.is_object_dtype(labels.dtype):
+        labels = labels.astype(object)
+    if kind[1] and labels.hasnans:
+        labels = labels.where(~labels.isna(), _MARKERS[kind[1]])
+    return labels
+
+
+def _restore_labels(labels: pd.Index, kinds: list[list[str] | None]) -> pd.Index:
+    if isinstance(labels, pd.MultiIndex):
+        levels = [lv if k is None else _with_kind(lv, k) for lv, k in zip(labels.levels, kinds)]
+        return labels.set_levels(levels)
+    return labels if not kinds or kinds[0] is None else _with_kind(labels, kinds[0])
+
+
+def _string_spec(dtype: pd.StringDtype) -> list[str]:
+    """``[storage, "NA" | "NaN"]``: both tell string dtypes apart, and Arrow keeps neither.
+
+    pandas 3's default ``str`` dtype is ``StringDtype("pyarrow", na_value=nan)``, ``"string"``
+    is the ``pd.NA`` variant, and the default storage differs between pandas 2 and 3.
+    """
+    na_value = getattr(dtype, "na_value", pd.NA)  # pandas < 2.3 has only the NA variant
+    return [str(dtype.storage), "NA" if na_value is pd.NA else "NaN"]
+
+
+def _string_dtype(storage: str, na: str) -> pd.StringDtype:
+    if na == "NA" or storage == "pyarrow_numpy":  # pandas 2.1/2.2 spelled the NaN variant so
+        return pd.StringDtype(storage)
+    return pd.StringDtype(storage, na_value=float("nan"))  # type: ignore[call-arg]
+
+
 def _restore(df: pd.DataFrame, extras: dict[str, Any]) -> pd.DataFrame:
-    for position, storage in extras.get("string_storage", {}).items():
+    strings = dict(extras.get("string_dtypes", {}))
+    for position, storage in extras.get("string_storage", {}).items():  # earlier builds wrote this
+        strings.setdefault(position, [storage, "NA"])
+    for position, (storage, na) in strings.items():
         i = int(position)
-        df.isetitem(i, df.iloc[:, i].astype(pd.StringDtype(storage)))
+        try:
+            dtype = _string_dtype(storage, na)
+        except (TypeError, ValueError):
+            continue  # written by a newer pandas: keep what pyarrow made of it in this one
+        if df.iloc[:, i].dtype != dtype:
+            df.isetitem(i, df.iloc[:, i].astype(dtype))
     for position, marker in extras.get("object_columns", {}).items():
         i = int(position)
         column = df.iloc[:, i]
         if not pd.api.types.is_object_dtype(column.dtype):
+            # pyarrow reads strings as pandas 3's `str` dtype (missing = NaN) whatever the
+            # metadata says, so None has to be put back too.
             column = column.astype(object)
-        if marker and marker != "None":
+        if marker:
             column = column.where(column.notna(), _MARKERS[marker])
         df.isetitem(i, column)
+    for position, kind in extras.get("category_kinds", {}).items():
+        i = int(position)
+        column = df.iloc[:, i]
+        categories = _with_kind(column.cat.categories, kind)
+        if categories.dtype != column.cat.categories.dtype:
+            dtype = pd.CategoricalDtype(categories, ordered=column.cat.ordered)
+            values = pd.Categorical.from_codes(column.cat.codes, dtype=dtype)
+            df.isetitem(i, pd.Series(values, index=column.index, name=column.name))
     if "columns_range" in extras:
         df.columns = pd.RangeIndex(*extras["columns_range"])
+    elif "column_kinds" in extras:
+        df.columns = _restore_labels(df.columns, extras["column_kinds"])
+    if "index_kinds" in extras:
+        df.index = _restore_labels(df.index, extras["index_kinds"])
     if "index_freq" in extras:
         df.index = type(df.index)(df.index, freq=extras["index_freq"])
     return df
@@ -181,7 +269,8 @@ class DataFrameMaterializer(Materializer):
 
     name: ClassVar[str] = "pandas.dataframe"
     version: ClassVar[str] = "1"
-    handles: ClassVar[tuple[str, ...]] = ("pandas.core.frame.DataFrame",)
+    # The public name; pandas 2 reports pandas.core.frame.DataFrame (same class).
+    handles: ClassVar[tuple[str, ...]] = ("pandas.DataFrame",)
 
     def reject_reason(self, value: Any) -> str | None:
         if type(value) is not pd.DataFrame:
@@ -202,7 +291,7 @@ class SeriesMaterializer(Materializer):
 
     name: ClassVar[str] = "pandas.series"
     version: ClassVar[str] = "1"
-    handles: ClassVar[tuple[str, ...]] = ("pandas.core.series.Series",)
+    handles: ClassVar[tuple[str, ...]] = ("pandas.Series",)
 
     def reject_reason(self, value: Any) -> str | None:
         if type(value) is not pd.Series:

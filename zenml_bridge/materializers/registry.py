@@ -5,11 +5,18 @@ use), third-party classes in the ``zenml_bridge.materializers`` entry-point grou
 materializer name), and classes passed to :func:`register` in this process. Selection walks
 ``type(value).__mro__``; for each class the candidates are tried in the order register() (last
 registered first), entry points, built-ins, and the first one that accepts the value wins.
+
+A handle names a class by a dotted path. It matches a class whose reported name
+(``module.QualName``) is that path, or a class found at that path in a module that is already
+imported. The second rule is what makes ``pandas.DataFrame`` and ``pandas.core.frame.DataFrame``
+name the same class on pandas 2 (which reports the latter) and pandas 3 (which reports the
+former): libraries move classes and rewrite ``__module__``, the objects stay the same.
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -54,12 +61,10 @@ BUILTINS: tuple[_Entry, ...] = tuple(
         ),
         ("builtins.str", ("builtins.str",), f"{_M}.builtin:StrMaterializer"),
         ("builtins.bytes", ("builtins.bytes",), f"{_M}.builtin:BytesMaterializer"),
-        (
-            "pandas.dataframe",
-            ("pandas.core.frame.DataFrame",),
-            f"{_M}.pandas_frames:DataFrameMaterializer",
-        ),
-        ("pandas.series", ("pandas.core.series.Series",), f"{_M}.pandas_frames:SeriesMaterializer"),
+        # Public names: pandas 3 reports these, pandas 2 reports pandas.core.frame.DataFrame
+        # (same object, matched through the imported `pandas` module, see _resolve).
+        ("pandas.dataframe", ("pandas.DataFrame",), f"{_M}.pandas_frames:DataFrameMaterializer"),
+        ("pandas.series", ("pandas.Series",), f"{_M}.pandas_frames:SeriesMaterializer"),
         (
             "numpy.ndarray",
             ("numpy.ndarray", "numpy.generic"),
@@ -79,7 +84,6 @@ _registered: list[_Entry] = []  # newest last
 _classes: dict[str, type[Materializer]] = {}  # name -> class, for register() and loaded ones
 _entry_points: dict[str, Any] | None = None  # name -> importlib.metadata.EntryPoint
 _plugin_entries: list[_Entry] | None = None
-_by_type: dict[str, list[_Entry]] | None = None
 _selection_cache: dict[type, tuple[_Entry, ...]] = {}
 
 PICKLE_WHY = (
@@ -199,8 +203,6 @@ def version_of(name: str) -> str:
 
 
 def _invalidate() -> None:
-    global _by_type
-    _by_type = None
     _selection_cache.clear()
 
 
@@ -271,27 +273,44 @@ def _check_class(cls: Any, *, origin: str) -> None:
         )
 
 
-def _index() -> dict[str, list[_Entry]]:
-    global _by_type
-    with _lock:
-        if _by_type is None:
-            index: dict[str, list[_Entry]] = {}
-            for entry in _all_entries():
-                for handled in entry.handles:
-                    index.setdefault(handled, []).append(entry)
-            _by_type = index
-        return _by_type
+def _resolve(path: str) -> object | None:
+    """The object at dotted ``path`` in a module that is already imported, else None.
+
+    Imports nothing and reads only ``__dict__``s, so module ``__getattr__`` hooks (lazy
+    submodules, deprecation warnings) never run. A class's own module and its parent packages
+    are always imported, so the paths that matter (defining module, public alias) resolve.
+    """
+    parts = path.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        obj: object | None = sys.modules.get(".".join(parts[:cut]))
+        if obj is None:
+            continue
+        for attr in parts[cut:]:
+            obj = getattr(obj, "__dict__", {}).get(attr)
+            if obj is None:
+                break
+        if obj is not None:
+            return obj
+    return None
+
+
+def _handles_class(handles: Iterable[str], cls: type) -> bool:
+    """True when one of ``handles`` names ``cls`` (its reported name, or a path to it)."""
+    name = type_name(cls)
+    return any(h == name or _resolve(h) is cls for h in handles)
 
 
 def _candidates(cls: type) -> tuple[_Entry, ...]:
     cached = _selection_cache.get(cls)
     if cached is not None:
         return cached
-    index = _index()
+    entries = _all_entries()
+    resolved = {h: _resolve(h) for e in entries for h in e.handles}
     found: list[_Entry] = []
     for base in cls.__mro__:
-        for entry in index.get(type_name(base), ()):
-            if entry not in found:
+        name = type_name(base)
+        for entry in entries:  # register() (newest first), entry points, built-ins
+            if entry not in found and any(h == name or resolved[h] is base for h in entry.handles):
                 found.append(entry)
     result = tuple(found)
     _selection_cache[cls] = result
@@ -342,8 +361,7 @@ def _explicit(value: Any, name: str, *, allow_pickle: bool, what: str) -> Materi
             f"The materializer '{name}' chosen for {what} is pickle-based. Add "
             f"@step(allow_pickle=True) to the step to allow it. {PICKLE_WHY}"
         )
-    mro = {type_name(base) for base in cls.__mro__}
-    if not mro.intersection(entry.handles):
+    if not any(_handles_class(entry.handles, base) for base in cls.__mro__):
         raise BridgeError(
             f"The materializer '{name}' chosen for {what} handles {', '.join(entry.handles)}, "
             f"but the value is a {type_name(cls)}. Choose a materializer for that type or "
