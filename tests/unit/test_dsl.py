@@ -205,3 +205,17 @@ def test_code_hash_follows_the_source() -> None:
     assert step(make(1)).code_hash != step(make(2)).code_hash
     assert step(make(1)).code_hash == step(make(1)).code_hash
     assert len(produce.code_hash) == 64
+
+
+def test_type_names_use_the_public_path_of_a_class() -> None:
+    import collections
+    import json as json_module
+
+    from zenml_bridge.dsl.types import type_name
+
+    # defined in json.decoder, exported by json: named by the public path
+    assert type_name(json_module.JSONDecoder) == "json.JSONDecoder"
+    # a class that no parent package exports keeps its defining module
+    assert type_name(collections.OrderedDict) == "collections.OrderedDict"
+    assert type_name(json_module.decoder.JSONDecodeError) == "json.JSONDecodeError"
+    assert type_name(list[json_module.JSONDecoder]) == "list[json.JSONDecoder]"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import numbers
+import sys
 import types
 import typing
 from collections.abc import Callable
@@ -87,8 +88,24 @@ def type_name(annotation: Any) -> str:
     if isinstance(annotation, type):
         if annotation.__module__ == "builtins":
             return annotation.__qualname__
-        return f"{annotation.__module__}.{annotation.__qualname__}"
+        return f"{_public_module(annotation)}.{annotation.__qualname__}"
     return repr(annotation).replace("typing.", "")
+
+
+def _public_module(cls: type) -> str:
+    """The shortest parent package that exports the identical class, else its own module.
+
+    ``pandas.core.frame.DataFrame`` (pandas 2) and ``pandas.DataFrame`` (pandas 3) are the same
+    class: naming it by its public path keeps the IR, and so its sha256, stable across versions.
+    Only already imported packages are consulted, so naming a type imports nothing.
+    """
+    parts = cls.__module__.split(".")
+    if "." not in cls.__qualname__:
+        for end in range(1, len(parts)):
+            package = sys.modules.get(".".join(parts[:end]))
+            if package is not None and vars(package).get(cls.__qualname__) is cls:
+                return package.__name__
+    return cls.__module__
 
 
 def short_type_name(annotation: Any) -> str:
