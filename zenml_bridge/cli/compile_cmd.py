@@ -110,6 +110,7 @@ def _publish(pipeline: Any, options: Any) -> Any:
 
     from zenml_bridge.config import load_settings
     from zenml_bridge.runtime import code_archive
+    from zenml_bridge.stores.artifacts import is_local_url
 
     root = load_settings().artifact_root
     ir_uri, ir_sha256 = code_archive.publish_ir(pipeline, root)
@@ -122,6 +123,6 @@ def _publish(pipeline: Any, options: Any) -> Any:
             f"code archive {archive.sha256[:12]}: {len(archive.files)} files from {archive.root} "
             f"({len(archive.data) / 1024:.0f} KiB)"
         )
-    if "://" not in root or root.startswith("file://"):
+    if is_local_url(root):
         print(f"note: the IR is stored under the local folder {root}; workers must see that path")
     return dataclasses.replace(options, **changes)

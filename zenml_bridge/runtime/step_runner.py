@@ -304,14 +304,14 @@ def run_step(
             )
             art = artifact_id(run_id, step.name, spec.name)
             version = str(materializer.version)
-            type_name = f"{type(value).__module__}.{type(value).__qualname__}"
+            value_type = f"{type(value).__module__}.{type(value).__qualname__}"
             outputs[spec.name] = {
                 "id": art,
                 "uri": uri,
                 "sha256": sha,
                 "materializer": materializer.name,
                 "version": version,
-                "type": type_name,
+                "type": value_type,
             }
             new_artifacts.append(
                 {
@@ -323,7 +323,7 @@ def run_step(
                     "content_sha256": sha,
                     "materializer": materializer.name,
                     "materializer_version": version,
-                    "type_name": type_name,
+                    "type_name": value_type,
                     "size": size,
                     "created_at": time.time(),
                 }
@@ -336,30 +336,10 @@ def run_step(
         metadata = dict(context.metadata)
         if hook_error:
             metadata["hook_error"] = hook_error
-        store.record_step(
-            run_id=run_id,
-            step=step.name,
-            status="failed",
-            outputs={},
-            consumed=consumed,
-            cache_key=key,
-            parameters=parameters,
-            metadata=metadata,
-            metrics=context.metrics,
-            error=text,
-            attempt=attempt,
-            started_at=started,
-            ended_at=time.time(),
-        )
-        result = StepResult(
-            name=step.name,
-            status="failed",
-            duration_s=time.perf_counter() - clock,
-            cache_key=key,
-            attempt=attempt,
-            error=exc,
-            traceback=text,
-        )
+        result = _record_failure(
+            store, step, run_id, key, consumed, parameters, attempt, started, clock, exc, text,
+            metadata=metadata, metrics=context.metrics,
+        )  # fmt: skip
         _track_end(stack, run_info, step, parameters, result, None)
         return result
     hook_error = _call_hook_in(context, step, "on_success", None)
@@ -452,8 +432,11 @@ def _record_failure(
     clock: float,
     exc: BaseException,
     text: str,
+    *,
+    metadata: Mapping[str, Any] | None = None,
+    metrics: Mapping[str, Any] | None = None,
 ) -> StepResult:
-    """Record a step that failed before its function ran (e.g. it cannot be imported)."""
+    """Record a failed step (its function raised, or it could not even be imported)."""
     store.record_step(
         run_id=run_id,
         step=step.name,
@@ -462,6 +445,8 @@ def _record_failure(
         consumed=consumed,
         cache_key=key,
         parameters=parameters,
+        metadata=metadata,
+        metrics=metrics,
         error=text,
         attempt=attempt,
         started_at=started,

@@ -208,7 +208,9 @@ class MetadataStore:
                 f"The metadata store {describe_url(self.url)} has schema version {version}; this "
                 f"zenml-bridge knows up to {SCHEMA_VERSION}. Upgrade zenml-bridge."
             )
-        self._write(self._migrate)
+        from zenml_bridge.stores.schema import migrate
+
+        self._write(lambda conn: migrate(conn, self.t, self.dialect, self.table_prefix))
 
     def _schema_version(self) -> int | None:
         table = self.t.schema_version
@@ -221,29 +223,6 @@ class MetadataStore:
             if "no such table" in str(exc):
                 return None
             raise
-
-    def _migrate(self, conn: sa.Connection) -> None:
-        from zenml_bridge.stores.schema import MIGRATIONS, SCHEMA_VERSION
-
-        lock = _lock_name(self.table_prefix)
-        if self.dialect == "postgresql":
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:n))"), {"n": lock})
-        elif self.dialect in ("mysql", "mariadb"):
-            conn.execute(sa.text("SELECT GET_LOCK(:n, 60)"), {"n": lock})
-        try:
-            self.t.schema_version.create(conn, checkfirst=True)
-            table = self.t.schema_version
-            current = conn.execute(sa.select(table.c.version).where(table.c.id == 1)).scalar()
-            for version in range((current or 0) + 1, SCHEMA_VERSION + 1):
-                MIGRATIONS[version](conn, self.t)
-            values = {"version": SCHEMA_VERSION, "applied_at": time.time()}
-            if current is None:
-                conn.execute(table.insert().values(id=1, **values))
-            elif current != SCHEMA_VERSION:
-                conn.execute(table.update().where(table.c.id == 1).values(**values))
-        finally:
-            if self.dialect in ("mysql", "mariadb"):
-                conn.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": lock})
 
     def _insert(self, table: sa.Table, keys: Sequence[str] = (), update: Sequence[str] = ()) -> Any:
         """INSERT that ignores (no ``update``) or overwrites (``update``) an existing key."""
@@ -605,7 +584,3 @@ class MetadataStore:
 def _backend(url: str) -> str:
     scheme = url.split(":", 1)[0].split("+", 1)[0]
     return {"mariadb": "mysql", "postgres": "postgresql"}.get(scheme, scheme)
-
-
-def _lock_name(prefix: str) -> str:
-    return f"zenml_bridge_migrate_{prefix}"

@@ -9,6 +9,7 @@ first opened by a newer zenml-bridge.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -190,3 +191,28 @@ def _v2(conn: sa.Connection, t: Tables) -> None:
 
 #: version -> migration; each brings the schema from version-1 to version.
 MIGRATIONS: dict[int, Callable[[sa.Connection, Tables], None]] = {1: _v1, 2: _v2}
+
+
+def migrate(conn: sa.Connection, t: Tables, dialect: str, prefix: str) -> None:
+    """Apply the missing migrations in order, under a lock, and record the new version."""
+    import sqlalchemy as sa
+
+    lock = f"zenml_bridge_migrate_{prefix}"
+    if dialect == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:n))"), {"n": lock})
+    elif dialect in ("mysql", "mariadb"):
+        conn.execute(sa.text("SELECT GET_LOCK(:n, 60)"), {"n": lock})
+    try:
+        t.schema_version.create(conn, checkfirst=True)
+        table = t.schema_version
+        current = conn.execute(sa.select(table.c.version).where(table.c.id == 1)).scalar()
+        for version in range((current or 0) + 1, SCHEMA_VERSION + 1):
+            MIGRATIONS[version](conn, t)
+        values = {"version": SCHEMA_VERSION, "applied_at": time.time()}
+        if current is None:
+            conn.execute(table.insert().values(id=1, **values))
+        elif current != SCHEMA_VERSION:
+            conn.execute(table.update().where(table.c.id == 1).values(**values))
+    finally:
+        if dialect in ("mysql", "mariadb"):
+            conn.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": lock})
