@@ -100,7 +100,7 @@ def test_code_change_reruns_the_changed_step_and_downstream(
         """
         from zenml_bridge import pipeline, step
 
-        @step
+        @step(cache_code="function")  # the others cover their whole module (the default)
         def first(n: int = 3) -> list[int]:
             return list(range(n))
 
@@ -220,6 +220,7 @@ def test_corrupted_upstream_artifact_fails_the_reader(stores_env: dict[str, str]
     data_files[0].write_bytes(data_files[0].read_bytes() + b" ")
     with pytest.raises(BridgeError, match="is corrupted"):
         run.steps["double"].outputs["output"].load()
-    with pytest.raises(BridgeError, match="is corrupted"):
-        zb_pipes.chain(rows=4, offset=5)  # total reads the corrupted cached 'double' output
+    # The damaged cached output is verified before the hit is served: a miss, run again.
+    healed = zb_pipes.chain(rows=4, offset=5)
+    assert healed.steps["double"].status == "completed"
     assert os.environ["ZENML_BRIDGE_ARTIFACT_ROOT"]

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import inspect
-import textwrap
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from zenml_bridge import ir
+from zenml_bridge.dsl import codehash
 from zenml_bridge.dsl.trace import (
     Invocation,
     ParameterRef,
@@ -39,6 +38,8 @@ STEP_OPTIONS = (
     "retry_backoff",
     "cache",
     "cache_salt",
+    "cache_code",
+    "cache_env",
     "timeout",
     "cpu",
     "memory",
@@ -67,13 +68,8 @@ def source_of(func: Callable[..., Any]) -> tuple[str, str, int]:
 
 
 def code_hash(func: Callable[..., Any]) -> str:
-    """sha256 of the function's source text (its bytecode when the source is not available)."""
-    try:
-        text = textwrap.dedent(inspect.getsource(func)).encode("utf-8")
-    except (OSError, TypeError):
-        code = func.__code__
-        text = code.co_code + repr(code.co_consts).encode("utf-8")
-    return hashlib.sha256(text).hexdigest()
+    """sha256 of the function's source text (the ``cache_code="function"`` policy)."""
+    return codehash.function_hash(func)
 
 
 def description_of(func: Callable[..., Any]) -> str:
@@ -103,6 +99,14 @@ class Step(Generic[P, R]):
         self.func = func
         self.name = name or func.__name__
         self.options = dict(options)
+        policy = self.options.get("cache_code", "module")
+        if policy not in codehash.POLICIES:
+            raise ir.BridgeError(
+                f"@step {self.name}: cache_code={policy!r} is not a policy "
+                f"({_def_location(func)}). Use one of: "
+                + ", ".join(repr(p) for p in codehash.POLICIES)
+                + "."
+            )
         functools.update_wrapper(self, func)  # type: ignore[arg-type]
 
     def __repr__(self) -> str:
@@ -125,7 +129,16 @@ class Step(Generic[P, R]):
 
     @functools.cached_property
     def code_hash(self) -> str:
-        return code_hash(self.func)
+        """The hash of the code this step runs under its own ``cache_code`` policy."""
+        return self.code_identity(self.options.get("cache_code", "module"))[1]
+
+    def code_identity(self, policy: str) -> tuple[str, str]:
+        """``(effective policy, code hash)``; computed once per policy (see dsl.codehash)."""
+        memo: dict[str, tuple[str, str]] = self.__dict__.setdefault("_code_identity", {})
+        found = memo.get(policy)
+        if found is None:
+            found = memo[policy] = codehash.code_hash(self.func, policy)
+        return found
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         trace = active_trace()
@@ -203,11 +216,22 @@ class Step(Generic[P, R]):
         source, source_file, source_line = source_of(self.func)
         options = {**trace.defaults, **self.options}
         settings = {**options.get("settings", {})}
+        policy = options.get("cache_code", "module")
+        if policy not in codehash.POLICIES:
+            raise ir.BridgeError(
+                f"Pipeline '{trace.pipeline_name}': cache_code={policy!r} is not a policy. Use one "
+                "of: " + ", ".join(repr(p) for p in codehash.POLICIES) + "."
+            )
+        effective, hashed = self.code_identity(policy)
         return {
             "source": source,
             "source_file": source_file,
             "source_line": source_line,
-            "code_hash": self.code_hash,
+            "code_hash": hashed,
+            "cache_code": effective,
+            "cache_env_hash": (
+                codehash.env_hash(self.func, effective) if options.get("cache_env") else ""
+            ),
             "retry": ir.RetryPolicy(
                 max_retries=int(options.get("retries", 0)),
                 delay_s=float(options.get("retry_delay", 10.0)),
@@ -402,6 +426,8 @@ def step(
     retry_backoff: float = 1.0,
     cache: bool = True,
     cache_salt: str = "",
+    cache_code: str = "module",
+    cache_env: bool = False,
     timeout: float | None = None,
     cpu: str | float | None = None,
     memory: str | None = None,
@@ -420,6 +446,9 @@ def step(func: Any = None, /, *, name: str | None = None, **options: Any) -> Any
 
     Works bare (``@step``) and with options (``@step(retries=2, cache=False)``). Options:
     ``retries``/``retry_delay``/``retry_backoff`` (seconds, factor), ``cache``, ``cache_salt``,
+    ``cache_code`` (what the cache key covers of the code: ``"function"``, ``"module"`` -- the
+    default: the step's module and the project modules it imports -- or ``"project"``),
+    ``cache_env`` (also the installed versions of the libraries the step module imports),
     ``timeout`` (seconds), ``cpu``/``memory``/``gpu``, ``image``, ``env``, ``allow_pickle``
     (let pickle store outputs no other materializer handles), per-target ``settings``
     (``{"kubernetes": {...}, "airflow": {...}}``) and ``on_failure``/``on_success`` hooks.

@@ -127,10 +127,12 @@ def is_compatible(produced: Any, expected: Any) -> bool:
         return True
     if isinstance(produced, str) or isinstance(expected, str):
         return True
-    if get_origin(expected) in (types.UnionType, typing.Union):
-        return any(is_compatible(produced, option) for option in get_args(expected))
+    # A union produced must fit option by option (``int | None`` fits ``int | None`` because
+    # int fits and None fits); only then is an expected union searched for one fitting option.
     if get_origin(produced) in (types.UnionType, typing.Union):
         return all(is_compatible(option, expected) for option in get_args(produced))
+    if get_origin(expected) in (types.UnionType, typing.Union):
+        return any(is_compatible(produced, option) for option in get_args(expected))
     produced_cls = get_origin(produced) or produced
     expected_cls = get_origin(expected) or expected
     if not isinstance(produced_cls, type) or not isinstance(expected_cls, type):

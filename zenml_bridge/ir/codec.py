@@ -25,10 +25,28 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
+@cache
+def _fields(cls: type) -> tuple[tuple[str, bool, Any], ...]:
+    """``(name, omit while default, default)`` of each field of an IR class."""
+    return tuple(
+        (f.name, bool(f.metadata.get("omit_default")), f.default) for f in dataclasses.fields(cls)
+    )
+
+
 def to_dict(value: Any) -> Any:
-    """Turn an IR value into plain JSON data (dicts, lists, scalars)."""
+    """Turn an IR value into plain JSON data (dicts, lists, scalars).
+
+    A field marked ``omit_default`` is left out while it has its default, so a field added
+    later does not change the bytes (and sha256) of documents that do not use it.
+    """
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_dict(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        data = {}
+        for name, omit, default in _fields(type(value)):
+            item = getattr(value, name)
+            if omit and item == default:
+                continue
+            data[name] = to_dict(item)
+        return data
     if isinstance(value, tuple | list):
         return [to_dict(item) for item in value]
     if isinstance(value, dict):

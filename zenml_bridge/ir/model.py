@@ -2,12 +2,19 @@
 
 The DSL produces these values, compilers and the runtime consume them. Change one with
 ``dataclasses.replace``; serialize with :func:`zenml_bridge.ir.to_json`.
+
+The values are really immutable: the mappings and JSON values they hold (``env``,
+``settings``, ``hooks``, ``defaults``, parameter defaults, constant inputs) are frozen on
+construction into :class:`FrozenDict` / :class:`FrozenList`, which still are ``dict`` / ``list``
+(so ``json.dumps``, ``isinstance`` and ``{**x}`` keep working) but refuse every in-place change.
+An IR value therefore hashes, and its sha256 cannot go stale behind a cache.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 IR_VERSION = "1"
 
@@ -15,6 +22,87 @@ IR_VERSION = "1"
 JSON = Any
 
 InputKind = Literal["parameter", "output", "constant"]
+
+#: What a step's ``code_hash`` covers (``@step(cache_code=...)``); see docs/runtime.md.
+CodePolicy = Literal["function", "module", "project"]
+
+#: Field metadata: leave the field out of the JSON while it has its default, so documents
+#: written before the field existed keep their bytes and sha256.
+OMIT_DEFAULT = {"omit_default": True}
+
+
+def _refuse(self: Any, *args: Any, **kwargs: Any) -> NoReturn:
+    raise TypeError(
+        f"{type(self).__name__} is immutable (part of a frozen pipeline IR); "
+        "build a new value with dataclasses.replace"
+    )
+
+
+class FrozenDict(dict):  # type: ignore[type-arg]
+    """A ``dict`` that refuses changes and can be hashed (a frozen IR's mappings)."""
+
+    __slots__ = ()
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _refuse
+    __ior__ = _refuse
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(sorted(self.items(), key=lambda item: str(item[0]))))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (FrozenDict, (dict(self),))
+
+    def __copy__(self) -> FrozenDict:
+        return self
+
+    def __deepcopy__(self, memo: Any) -> FrozenDict:
+        return self
+
+
+class FrozenList(list):  # type: ignore[type-arg]
+    """A ``list`` that refuses changes and can be hashed (JSON arrays in a frozen IR)."""
+
+    __slots__ = ()
+    __setitem__ = __delitem__ = append = extend = insert = pop = remove = clear = _refuse
+    sort = reverse = __iadd__ = __imul__ = _refuse
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(self))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (FrozenList, (list(self),))
+
+    def __copy__(self) -> FrozenList:
+        return self
+
+    def __deepcopy__(self, memo: Any) -> FrozenList:
+        return self
+
+
+def freeze(value: Any) -> Any:
+    """A deep immutable copy of JSON-like data: dicts become FrozenDict, lists FrozenList."""
+    if isinstance(value, FrozenDict | FrozenList):
+        return value
+    if isinstance(value, dict):
+        return FrozenDict({key: freeze(item) for key, item in value.items()})
+    if isinstance(value, list | tuple):
+        return FrozenList(freeze(item) for item in value)
+    return value
+
+
+def _tuple_fields(obj: Any, names: Iterable[str]) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if isinstance(value, list):  # a list given by hand: keep the declared tuple
+            object.__setattr__(obj, name, tuple(value))
+
+
+def _freeze_fields(obj: Any, names: Iterable[str]) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if isinstance(value, dict | list | tuple) and not isinstance(
+            value, FrozenDict | FrozenList
+        ):
+            object.__setattr__(obj, name, freeze(value))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -25,6 +113,9 @@ class Parameter:
     type: str = "Any"
     default: JSON = None
     required: bool = False
+
+    def __post_init__(self) -> None:
+        _freeze_fields(self, ("default",))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -42,6 +133,9 @@ class InputRef:
     step: str | None = None
     output: str | None = None
     value: JSON = None
+
+    def __post_init__(self) -> None:
+        _freeze_fields(self, ("value",))
 
     @classmethod
     def of_parameter(cls, name: str, parameter: str, type: str = "Any") -> InputRef:
@@ -107,6 +201,16 @@ class Step:
     allow_pickle: bool = False
     settings: dict[str, dict[str, JSON]] = field(default_factory=dict)
     hooks: dict[str, str] = field(default_factory=dict)
+    #: What ``code_hash`` covers; "function" (the default) is how documents written before
+    #: the field existed were hashed.
+    cache_code: CodePolicy = field(default="function", metadata=OMIT_DEFAULT)
+    #: sha256 of the installed versions of the distributions the step module imports
+    #: (``@step(cache_env=True)``), part of the cache key; empty when not asked for.
+    cache_env_hash: str = field(default="", metadata=OMIT_DEFAULT)
+
+    def __post_init__(self) -> None:
+        _freeze_fields(self, ("env", "settings", "hooks"))
+        _tuple_fields(self, ("inputs", "outputs", "after"))
 
     @property
     def upstream(self) -> tuple[str, ...]:
@@ -137,6 +241,10 @@ class Pipeline:
     defaults: dict[str, JSON] = field(default_factory=dict)
     steps: tuple[Step, ...] = ()
     settings: dict[str, dict[str, JSON]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _freeze_fields(self, ("defaults", "settings"))
+        _tuple_fields(self, ("parameters", "steps"))
 
     def step(self, name: str) -> Step:
         for candidate in self.steps:

@@ -55,7 +55,13 @@ class Materializer:
         raise NotImplementedError
 
     def load(self, folder: str, fs: Any) -> Any:
-        """Read back the value that :meth:`save` wrote into ``folder``."""
+        """Read back the value that :meth:`save` wrote into ``folder``.
+
+        A ``pickle_based`` materializer should also define ``load_files(files)``, taking the
+        folder's files as ``{relative path: bytes}``: the artifact store then reads the files
+        once, verifies their hash and hands over those very bytes, so no file can be swapped
+        between the check and the unpickling.
+        """
         raise NotImplementedError
 
     @classmethod

@@ -10,6 +10,7 @@ cloudpickle too.
 from __future__ import annotations
 
 import pickle
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from zenml_bridge.errors import BridgeError
@@ -63,6 +64,23 @@ class PickleMaterializer(Materializer):
                 ) from exc
         with fs.open(join(folder, CLOUD if cloud else PLAIN), "rb") as f:
             return pickle.loads(f.read())  # the step opted in: see the module docstring
+
+    def load_files(self, files: Mapping[str, bytes]) -> Any:
+        """Unpickle from bytes the artifact store has just verified (never re-read)."""
+        if CLOUD in files:
+            try:
+                import cloudpickle  # noqa: F401 - the pickle refers to its functions
+            except ImportError as exc:
+                raise BridgeError(
+                    "The artifact was pickled with cloudpickle (a lambda or a class defined in "
+                    "__main__). Install it to load it: pip install cloudpickle."
+                ) from exc
+            return pickle.loads(files[CLOUD])
+        if PLAIN not in files:
+            raise BridgeError(
+                f"The pickle artifact has no {PLAIN} (files: {', '.join(sorted(files))})."
+            )
+        return pickle.loads(files[PLAIN])  # the step opted in: see the module docstring
 
 
 def _type_name(value: Any) -> str:

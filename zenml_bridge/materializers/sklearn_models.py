@@ -10,8 +10,9 @@ joblib files are pickles: loading one runs code named in the file. Estimators ar
 way WITHOUT ``@step(allow_pickle=True)``, on purpose: the estimator types are the one case
 where pickle is the format of the library itself, and a step that returns a model should not
 need a security switch. What protects readers is the artifact's sha256, recorded in the
-metadata store when the step wrote it and checked by the artifact store before ``load`` is
-called: a file replaced in a shared store is refused before it is unpickled. Anyone who can
+metadata store when the step wrote it and checked by the artifact store on the very bytes
+that are then unpickled (:meth:`SklearnMaterializer.load_files`): a file replaced in a shared
+store is refused before it is unpickled. Anyone who can
 write both the artifact store and the metadata store can still run code in the steps that
 load models: give those stores the access control of your code repository. ``allow_pickle``
 governs arbitrary objects only; it does not change how estimators are stored.
@@ -19,8 +20,10 @@ governs arbitrary objects only; it does not change how estimators are stored.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from zenml_bridge.errors import BridgeError
 from zenml_bridge.materializers.base import Materializer, join, prepare
 
 FILENAME = "model.joblib"
@@ -57,3 +60,16 @@ class SklearnMaterializer(Materializer):
 
         with fs.open(join(folder, FILENAME), "rb") as f:
             return joblib.load(f)  # a pickle: see the module docstring for why this is allowed
+
+    def load_files(self, files: Mapping[str, bytes]) -> Any:
+        """Load from bytes the artifact store has just verified: the hash was computed over
+        exactly what is unpickled, so a file swapped after the check is never loaded."""
+        import io
+
+        import joblib
+
+        if FILENAME not in files:
+            raise BridgeError(
+                f"The model artifact has no {FILENAME} (files: {', '.join(sorted(files))})."
+            )
+        return joblib.load(io.BytesIO(files[FILENAME]))

@@ -3,10 +3,14 @@
 Resolve inputs, compute the cache key, serve a cache hit or call the step, materialize the
 outputs, record everything in one metadata transaction, call hooks and the tracker.
 
-The cache key is sha256 over the step's source and code hash, its parameter values, the content
-hashes and materializers of its inputs, its output names, its cache salt and its environment
-variables. A hit is used only when every recorded output materializer still has the same version
-and no local output folder has disappeared; a fresh execution replaces the cache entry.
+The cache key is sha256 over the step's source and code hash (by default its module and the
+project modules it imports, see ``dsl.codehash``), its parameter values normalized to their
+declared types, the content hashes and materializers of its inputs, its output names, its cache
+salt, its environment variables and, with ``cache_env``, the versions of the libraries it
+imports. A hit is used only when every recorded output materializer still has the same version
+and every cached artifact is intact (``runtime.integrity.verify_hit``); it keeps the metrics and
+metadata of the run that produced it. A step that executes is first checked against the IR's
+code hash. A fresh execution replaces the cache entry.
 
 A step's ``env`` is set in ``os.environ`` while its function runs and restored afterwards. The
 environment is process-wide, so the local runner never runs a step with ``env`` at the same time
@@ -33,6 +37,7 @@ from typing import Any
 
 from zenml_bridge import ir
 from zenml_bridge.errors import BridgeError
+from zenml_bridge.runtime import integrity
 from zenml_bridge.runtime.context import StepContext, step_context
 from zenml_bridge.runtime.stack import Stack
 from zenml_bridge.runtime.tracking import RunInfo, StepInfo
@@ -104,9 +109,13 @@ def step_parameters(step: ir.Step, run_parameters: Mapping[str, Any]) -> dict[st
     values: dict[str, Any] = {}
     for ref in step.inputs:
         if ref.kind == "parameter":
-            values[ref.name] = run_parameters.get(str(ref.parameter))
+            value = run_parameters.get(str(ref.parameter))
         elif ref.kind == "constant":
-            values[ref.name] = ref.value
+            value = ref.value
+        else:
+            continue
+        # Normalized to the declared type: C=1 for a float is 1.0, with the same cache key.
+        values[ref.name] = integrity.normalize_parameter(value, ref.type)
     return values
 
 
@@ -126,6 +135,8 @@ def cache_key(
     }
     if step.env:  # only when set: keys of steps without env stay what they were
         payload["env"] = dict(step.env)
+    if step.cache_env_hash:
+        payload["libraries"] = step.cache_env_hash
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -253,8 +264,8 @@ def run_step(
         )
     registry = _materializers()
     if cache and step.cache:
-        hit = store.lookup_cache(key)
-        if hit is not None and _still_valid(registry, hit, stack):
+        hit, produced = _split_cache_entry(store.lookup_cache(key))
+        if hit is not None and _still_valid(registry, hit, stack, step):
             store.record_step(
                 run_id=run_id,
                 step=step.name,
@@ -263,6 +274,8 @@ def run_step(
                 consumed=consumed,
                 cache_key=key,
                 parameters=parameters,
+                metadata=produced.get("metadata"),
+                metrics=produced.get("metrics"),
                 attempt=attempt,
                 started_at=started,
                 ended_at=time.time(),
@@ -286,9 +299,11 @@ def run_step(
             values[name] = stack.artifacts.read(info["uri"], info["sha256"], loader.load)
         if stack.tracker and run_info is not None:
             stack.tracker.call("on_step_start", run_info, _step_info(step, parameters))
+        integrity.verify_code(step)
         with step_context(context), step_env(step.env):
             returned = call(values)
         for spec, value in zip(step.outputs, _split_outputs(step, returned)):
+            integrity.check_output_type(step, spec.name, value)
             materializer = registry.select(
                 value,
                 allow_pickle=step.allow_pickle,
@@ -312,6 +327,9 @@ def run_step(
                 "materializer": materializer.name,
                 "version": version,
                 "type": value_type,
+                "size": size,
+                # what a later cache hit verifies cheaply (names, sizes, stat signature)
+                **stack.artifacts.stamp(uri),
             }
             new_artifacts.append(
                 {
@@ -354,6 +372,7 @@ def run_step(
         consumed=consumed,
         cache_key=key,
         write_cache=step.cache,
+        cache_outputs=_cache_entry(outputs, context),
         parameters=parameters,
         metadata=context.metadata,
         metrics=context.metrics,
@@ -408,16 +427,39 @@ def _save(materializer: Any, value: Any, folder: str, fs: Any) -> None:
     materializer.save(value, folder, fs)
 
 
-def _still_valid(registry: Any, hit: Mapping[str, OutputInfo], stack: Stack) -> bool:
+#: Key of a cache entry's outputs JSON that holds what the producing run recorded besides its
+#: outputs (output names are identifiers, so it never collides with one).
+PRODUCED = "@produced"
+
+
+def _cache_entry(outputs: Mapping[str, OutputInfo], context: StepContext) -> dict[str, Any]:
+    """The outputs JSON of a cache entry: the outputs, and the producer's metrics/metadata."""
+    entry: dict[str, Any] = dict(outputs)
+    if context.metrics or context.metadata:
+        entry[PRODUCED] = {"metrics": dict(context.metrics), "metadata": dict(context.metadata)}
+    return entry
+
+
+def _split_cache_entry(
+    entry: Mapping[str, Any] | None,
+) -> tuple[dict[str, OutputInfo] | None, Mapping[str, Any]]:
+    if entry is None:
+        return None, {}
+    if PRODUCED not in entry:
+        return dict(entry), {}
+    outputs = {name: info for name, info in entry.items() if name != PRODUCED}
+    return outputs, entry[PRODUCED]
+
+
+def _still_valid(registry: Any, hit: Mapping[str, OutputInfo], stack: Stack, step: ir.Step) -> bool:
     """A cache hit counts only while every output's materializer has the recorded version
-    and no local output folder has been deleted (a cheap check; contents are verified when
-    a later step loads them)."""
+    and every cached artifact is intact (cheaply verified: see ``integrity.verify_hit``)."""
     try:
         if not all(registry.version_of(o["materializer"]) == o["version"] for o in hit.values()):
             return False
     except BridgeError:
         return False  # its materializer is gone: run the step again
-    return not any(stack.artifacts.missing_locally(o["uri"]) for o in hit.values())
+    return integrity.verify_hit(stack, step, hit)
 
 
 def _record_failure(

@@ -22,7 +22,7 @@ import re
 import secrets
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from zenml_bridge.errors import BridgeError
@@ -178,21 +178,109 @@ class ArtifactStore:
         while every file keeps its size, mtime, ctime and inode (git's index works the same
         way); any change to a file is hashed and checked.
         """
+        materializer = getattr(load, "__self__", None)
+        load_files = getattr(materializer, "load_files", None)
+        if getattr(materializer, "pickle_based", False) and load_files is not None:
+            # Loading runs code: hash and deserialize the very same bytes (no re-open).
+            return load_files(self.read_files(uri, sha256))  # type: ignore[no-any-return]
         if _is_local(uri) and _still_verified(_strip_file(uri), sha256):
             return load(_strip_file(uri), self.fs if self.local else filesystem_for("file://"))
         actual = self.content_hash(uri)
         if actual == sha256 and _is_local(uri):
             _remember(_strip_file(uri), actual)
         if actual != sha256:
-            raise BridgeError(
-                f"The artifact at {uri} is corrupted: its content sha256 is {actual}, but "
-                f"{sha256} was recorded when it was written. It was changed after writing; "
-                "re-run the step that produced it with --no-cache."
-            )
+            raise _corrupted(uri, actual, sha256)
         if _is_local(uri):
             return load(_strip_file(uri), self.fs if self.local else filesystem_for("file://"))
         fs, path = _url_to_fs(uri)
         return load(path, fs)
+
+    def read_files(self, uri: str, sha256: str) -> dict[str, bytes]:
+        """The artifact's files (relative path -> bytes), read ONCE and verified.
+
+        The content hash is computed over exactly the bytes returned, so a loader that
+        deserializes them (pickle, joblib) loads what was verified: a file swapped after the
+        check cannot be loaded. For materializers whose loading runs code.
+        """
+        files: dict[str, bytes] = {}
+        if _is_local(uri):
+            listing: list[tuple[str, str]] = []
+            try:
+                _list_local(_strip_file(uri), "", listing)
+                for rel, full in listing:
+                    with open(full, "rb") as handle:
+                        files[rel] = handle.read()
+            except (FileNotFoundError, NotADirectoryError):
+                raise _missing(uri) from None
+        else:
+            fs, path = _url_to_fs(uri)
+            if not fs.exists(path):
+                raise _missing(uri)
+            folder = fs._strip_protocol(path).rstrip("/")
+            for full in sorted(fs.find(folder)):
+                files[full[len(folder) + 1 :]] = fs.cat_file(full)
+        digest = hashlib.sha256()
+        for rel in sorted(files):
+            data = files[rel]
+            digest.update(f"{rel}\0{len(data)}\0".encode())
+            digest.update(data)
+        actual = digest.hexdigest()
+        if actual != sha256:
+            raise _corrupted(uri, actual, sha256)
+        return files
+
+    def stamp(self, uri: str) -> dict[str, Any]:
+        """What a later cache hit checks cheaply (see :meth:`verify_stamp`).
+
+        ``files``: sha256 of the sorted file names and sizes; for a local folder also ``stat``:
+        sha256 of each file's size, mtime, ctime and inode as they were when it was hashed.
+        """
+        if _is_local(uri):
+            folder = _strip_file(uri)
+            entry = _VERIFIED.get(folder)
+            signature = entry[1] if entry is not None else _signature(folder)
+            return {"files": _manifest(signature), "stat": _stat_digest(signature)}
+        fs, path = _url_to_fs(uri)
+        return {"files": _manifest(_remote_listing(fs, path))}
+
+    def verify_stamp(self, uri: str, sha256: str, recorded: Mapping[str, Any]) -> str | None:
+        """Why a cached artifact cannot be served, or None when it is intact.
+
+        Cheap in the usual case: a local folder whose files keep the size, mtime, ctime and
+        inode recorded when it was written is taken as intact (as git's index does); one whose
+        file names or sizes differ is refused without reading it; any other change is hashed
+        in full and compared with ``sha256``. A remote folder is compared by file names and
+        sizes (its consumers verify the full hash when they load it).
+        """
+        if _is_local(uri):
+            folder = _strip_file(uri)
+            if _still_verified(folder, sha256):
+                return None
+            if not os.path.isdir(folder):
+                return "its folder does not exist"
+            signature = _signature(folder)
+            if "files" in recorded and _manifest(signature) != recorded["files"]:
+                return "its files or their sizes changed"
+            if recorded.get("stat") and _stat_digest(signature) == recorded["stat"]:
+                return None
+            try:
+                actual = _hash_local(folder)[0]
+            except OSError as exc:
+                return f"it cannot be read ({exc.strerror})"
+            if actual != sha256:
+                return f"its content sha256 is {actual}, {sha256} was recorded"
+            _remember(folder, actual)
+            return None
+        fs, path = _url_to_fs(uri)
+        try:
+            listing = _remote_listing(fs, path)
+        except (FileNotFoundError, OSError):
+            listing = ()
+        if not listing:
+            return "its folder does not exist"
+        if "files" in recorded and _manifest(listing) != recorded["files"]:
+            return "its files or their sizes changed"
+        return None
 
     def missing_locally(self, uri: str) -> bool:
         """True when ``uri`` is a local artifact folder that no longer exists (a cheap check;
@@ -247,6 +335,35 @@ def _remember(folder: str, digest: str) -> None:
     if len(_VERIFIED) > 10_000:
         _VERIFIED.clear()
     _VERIFIED[folder] = (digest, _signature(folder), time.time_ns())
+
+
+def _corrupted(uri: str, actual: str, sha256: str) -> BridgeError:
+    return BridgeError(
+        f"The artifact at {uri} is corrupted: its content sha256 is {actual}, but "
+        f"{sha256} was recorded when it was written. It was changed after writing; "
+        "re-run the step that produced it (its cache entry is replaced on the next run)."
+    )
+
+
+def _manifest(listing: Iterable[tuple[Any, ...]]) -> str:
+    """sha256 of ``name NUL size`` lines of a listing (sorted by name)."""
+    text = "".join(f"{item[0]}\0{item[1]}\n" for item in sorted(listing))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _stat_digest(signature: Iterable[tuple[str, int, int, int, int]]) -> str:
+    text = "".join("\0".join(map(str, item)) + "\n" for item in signature)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _remote_listing(fs: Any, path: str) -> tuple[tuple[str, int], ...]:
+    folder = fs._strip_protocol(path).rstrip("/")
+    found = fs.find(folder, detail=True)
+    return tuple(
+        sorted(
+            (name[len(folder) + 1 :], int(info.get("size") or 0)) for name, info in found.items()
+        )
+    )
 
 
 def _missing(uri: str) -> BridgeError:

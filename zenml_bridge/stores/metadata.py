@@ -463,6 +463,7 @@ class MetadataStore:
         consumed: Sequence[tuple[str, str]] = (),
         cache_key: str | None = None,
         write_cache: bool = False,
+        cache_outputs: Mapping[str, Any] | None = None,
         parameters: Mapping[str, Any] | None = None,
         metadata: Mapping[str, Any] | None = None,
         metrics: Mapping[str, Any] | None = None,
@@ -472,7 +473,8 @@ class MetadataStore:
         ended_at: float,
     ) -> None:
         """Record a finished step in ONE transaction: the step run, new artifacts, consumed
-        artifacts (lineage) and its cache entry."""
+        artifacts (lineage) and its cache entry (whose outputs JSON is ``cache_outputs`` when
+        given: the outputs plus what a cache hit restores)."""
         outputs_json = _dumps(dict(outputs))
         step_row = {
             "run_id": run_id,
@@ -506,7 +508,9 @@ class MetadataStore:
                             "cache_key": cache_key,
                             "run_id": run_id,
                             "step": step,
-                            "outputs": outputs_json,
+                            "outputs": outputs_json
+                            if cache_outputs is None
+                            else _dumps(dict(cache_outputs)),
                             "created_at": ended_at,
                         }
                     ],
