@@ -172,4 +172,20 @@ def _compare(args: argparse.Namespace) -> int:
             rows.append((name, a["status"] if a else "-", b["status"] if b else "-", "", "", ""))
     print()
     print(table(("STEP.OUTPUT", "A", "B", "SHA256 A", "SHA256 B", ""), rows))
+    metric_rows = _metric_rows(a_steps, b_steps)
+    if metric_rows:
+        print()
+        print(table(("STEP.METRIC", "A", "B", ""), metric_rows))
     return 0
+
+
+def _metric_rows(a_steps: dict[str, Any], b_steps: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """Metrics of both runs side by side (cached steps carry their producer's metrics)."""
+    rows: list[tuple[Any, ...]] = []
+    for name in sorted(set(a_steps) | set(b_steps)):
+        a = (a_steps.get(name) or {}).get("metrics") or {}
+        b = (b_steps.get(name) or {}).get("metrics") or {}
+        for key in sorted(set(a) | set(b)):
+            va, vb = a.get(key, "-"), b.get(key, "-")
+            rows.append((f"{name}.{key}", va, vb, "" if va == vb else "differs"))
+    return rows

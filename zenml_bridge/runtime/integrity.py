@@ -194,8 +194,8 @@ def check_output_type(step: ir.Step, output: str, value: Any) -> None:
     expected = short_type_name(annotation)
     raise BridgeError(
         f"Step '{step.name}' output '{output}' is declared {expected} but the step returned "
-        f"{actual.removeprefix('builtins.')}. Return a {expected}, or change the return "
-        "annotation (Any skips the check)."
+        f"{actual.removeprefix('builtins.')}. Return a value of that type, or change the "
+        "return annotation (Any skips the check)."
     )
 
 
