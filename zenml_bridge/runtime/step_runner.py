@@ -446,7 +446,7 @@ def _split_cache_entry(
     if entry is None:
         return None, {}
     if PRODUCED not in entry:
-        return dict(entry), {}
+        return entry, {}  # type: ignore[return-value]  # a fresh dict from the store
     outputs = {name: info for name, info in entry.items() if name != PRODUCED}
     return outputs, entry[PRODUCED]
 

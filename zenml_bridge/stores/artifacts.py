@@ -255,13 +255,16 @@ class ArtifactStore:
         if _is_local(uri):
             folder = _strip_file(uri)
             if _still_verified(folder, sha256):
-                return None
-            if not os.path.isdir(folder):
+                return None  # hashed by this process, unchanged since: a few stats
+            signature = _signature(folder)  # one listing: () when the folder is gone
+            if not signature and not os.path.isdir(folder):
                 return "its folder does not exist"
-            signature = _signature(folder)
-            if "files" in recorded and _manifest(signature) != recorded["files"]:
+            entry = _VERIFIED.get(folder)
+            if entry is not None and entry[0] == sha256 and entry[1] == signature:
+                pass  # hashed so soon after a change that the times cannot tell: hash again
+            elif "files" in recorded and _manifest(signature) != recorded["files"]:
                 return "its files or their sizes changed"
-            if recorded.get("stat") and _stat_digest(signature) == recorded["stat"]:
+            elif recorded.get("stat") and _stat_digest(signature) == recorded["stat"]:
                 return None
             try:
                 actual = _hash_local(folder)[0]
@@ -307,14 +310,33 @@ _VERIFIED: dict[str, tuple[str, tuple[tuple[str, int, int, int, int], ...], int]
 _RACY_NS = 50_000_000
 
 
+#: folder -> (mtime, ctime, inode) of the folder itself when it was hashed: an entry added,
+#: removed or renamed in it changes them, so unchanged files need only one stat each.
+_FOLDER_STAT: dict[str, tuple[int, int, int]] = {}
+
+
 def _still_verified(folder: str, sha256: str) -> bool:
+    """Whether this process hashed ``folder`` to ``sha256`` and nothing changed since.
+
+    One stat of the folder and one per file (no listing): a file added or removed changes the
+    folder's times, a file changed in place its own (a nested folder's new entries are seen
+    through its files' entries only when they are rewritten; full hashes catch the rest).
+    """
     entry = _VERIFIED.get(folder)
     if entry is None or entry[0] != sha256:
         return False
-    signature = _signature(folder)
-    if signature != entry[1]:
+    try:
+        st = os.stat(folder)
+        if (st.st_mtime_ns, st.st_ctime_ns, st.st_ino) != _FOLDER_STAT.get(folder):
+            return False
+        newest = max(st.st_mtime_ns, st.st_ctime_ns)
+        for rel, size, mtime, ctime, ino in entry[1]:
+            st = os.stat(os.path.join(folder, rel))
+            if (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino) != (size, mtime, ctime, ino):
+                return False
+            newest = max(newest, mtime, ctime)
+    except OSError:
         return False
-    newest = max((max(f[2], f[3]) for f in signature), default=0)
     return newest < entry[2] - _RACY_NS
 
 
@@ -334,6 +356,12 @@ def _signature(folder: str) -> tuple[tuple[str, int, int, int, int], ...]:
 def _remember(folder: str, digest: str) -> None:
     if len(_VERIFIED) > 10_000:
         _VERIFIED.clear()
+        _FOLDER_STAT.clear()
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return
+    _FOLDER_STAT[folder] = (st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
     _VERIFIED[folder] = (digest, _signature(folder), time.time_ns())
 
 
