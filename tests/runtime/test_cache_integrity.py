@@ -417,6 +417,11 @@ def fine_float_from_int() -> float:
     return 2
 
 
+@step
+def fine_numpy_float() -> np.float64:
+    return 0.5
+
+
 @step(allow_pickle=True)  # a subclass passes the type check (parquet declines subclasses)
 def fine_subclass() -> pd.DataFrame:
     return Frame({"a": [1]})
@@ -440,6 +445,7 @@ def all_fine() -> None:
     fine_generic()
     fine_numpy_int()
     fine_float_from_int()
+    fine_numpy_float()
     fine_subclass()
 """
 
@@ -526,3 +532,48 @@ def test_cache_entry_json_keeps_outputs_readable(stores: dict[str, str], project
         "metrics": {"accuracy": 0.75},
         "metadata": {"rows_seen": 3},
     }
+
+
+def _accepts_cases() -> list[tuple[Any, Any, bool]]:
+    import collections
+    from collections.abc import Sequence
+    from typing import Annotated, Optional, TypeVar
+
+    import numpy as np
+
+    T = TypeVar("T")
+    return [
+        (int, 1, True),
+        (int, True, True),
+        (int, np.int64(1), True),
+        (int, "1", False),
+        (int, None, False),
+        (int, 1.0, False),
+        (float, 1, True),
+        (float, np.float32(1), True),
+        (float, np.bool_(True), False),
+        (bool, np.bool_(True), True),
+        (bool, 1, False),
+        (np.float64, 0.5, True),
+        (np.int64, 3, True),
+        (np.int64, 3.5, False),
+        (Optional[int], None, True),  # noqa: UP007
+        (int | None, "x", False),
+        (list[int], ["not checked"], True),
+        (list[int], (1,), False),
+        (dict[str, int], collections.OrderedDict(), True),
+        (Sequence[int], [1], True),
+        (Annotated[int, "n"], 2, True),
+        (Any, object(), True),
+        ("pd.DataFrame", 1, True),
+        (T, 1, True),
+    ]
+
+
+@pytest.mark.parametrize(("annotation", "value", "expected"), _accepts_cases())
+def test_declared_type_check_follows_the_origin_class(
+    annotation: Any, value: Any, expected: bool
+) -> None:
+    from zenml_bridge.runtime.integrity import accepts
+
+    assert accepts(annotation, value) is expected

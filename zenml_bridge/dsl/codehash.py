@@ -48,8 +48,12 @@ def function_hash(func: Callable[..., Any]) -> str:
     try:
         text = textwrap.dedent(inspect.getsource(func)).encode("utf-8")
     except (OSError, TypeError):
-        code = func.__code__
-        text = code.co_code + repr(code.co_consts).encode("utf-8")
+        code = getattr(func, "__code__", None)
+        if code is None:  # a callable object without source: its class names it
+            cls = type(func)
+            text = f"{cls.__module__}.{cls.__qualname__}".encode()
+        else:
+            text = code.co_code + repr(code.co_consts).encode("utf-8")
     return hashlib.sha256(text).hexdigest()
 
 

@@ -148,7 +148,8 @@ def accepts(annotation: Any, value: Any) -> bool:
 
     ``list[int]`` checks ``list``; unions check each option; ``Any``, strings (unresolved
     forward references), TypeVars, Protocols and anything that is not a class pass. The
-    numeric tower is honoured: an int (numpy's too) is a float, a numpy bool is a bool.
+    numeric tower is honoured: an int (numpy's too) is a float, a numpy bool is a bool, a
+    Python float is a ``numpy.float64``.
     """
     from zenml_bridge.dsl.types import EMPTY, strip_annotated
 
@@ -174,6 +175,11 @@ def accepts(annotation: Any, value: Any) -> bool:
         return isinstance(value, numbers.Complex)
     if annotation is bool:
         return isinstance(value, bool) or _numpy_bool(value)
+    if annotation.__module__ == "numpy":  # -> np.float64 returning a float: same kind of number
+        if issubclass(annotation, numbers.Integral):
+            return isinstance(value, numbers.Integral)
+        if issubclass(annotation, numbers.Real):
+            return isinstance(value, numbers.Real) and not _numpy_bool(value)
     try:
         return isinstance(value, annotation)
     except TypeError:  # a Protocol that is not runtime-checkable, a generic alias ...
