@@ -453,8 +453,8 @@ def same_value(a: Any, b: Any) -> bool:
     """Equality that also compares types (``1``, ``1.0`` and ``True`` differ)."""
     if isinstance(a, list | tuple) and isinstance(b, list | tuple):
         return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):  # the IR's frozen dicts are dicts too
+        return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
     if type(a) is not type(b):
         return False
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
     return bool(a == b)
