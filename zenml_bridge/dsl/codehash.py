@@ -57,14 +57,23 @@ def function_hash(func: Callable[..., Any]) -> str:
     return hashlib.sha256(text).hexdigest()
 
 
+#: (file, module) -> what step_file found (equal code objects may come from other files).
+_STEP_FILES: dict[tuple[str, Any], tuple[str, str] | None] = {}
+
+
 def step_file(func: Callable[..., Any]) -> tuple[str, str] | None:
     """``(module name, file)`` whose contents a module/project policy hashes, if it has one."""
     module = getattr(func, "__module__", None)
     code = getattr(func, "__code__", None)
     filename = code.co_filename if code is not None else ""
-    if not module or not filename.endswith(".py") or not os.path.isfile(filename):
-        return None
-    return module, os.path.abspath(filename)
+    key = (filename, module)
+    if key in _STEP_FILES:
+        return _STEP_FILES[key]
+    found = None
+    if module and filename.endswith(".py") and os.path.isfile(filename):
+        found = (module, os.path.abspath(filename))
+    _STEP_FILES[key] = found
+    return found
 
 
 def code_hash(func: Callable[..., Any], policy: str = "module") -> tuple[str, str]:
@@ -328,3 +337,4 @@ def clear_memo() -> None:
     _FILES.clear()
     _GRAPHS.clear()
     _FUNCTIONS.clear()
+    _STEP_FILES.clear()

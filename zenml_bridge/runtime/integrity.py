@@ -20,6 +20,8 @@ from zenml_bridge.errors import BridgeError
 
 #: source -> (module object, {output name: annotation}) of step functions seen by this process.
 _DECLARED: dict[str, tuple[Any, dict[str, Any]]] = {}
+#: (source, output, type of the value) -> accepted: the check depends on the type only.
+_ACCEPTED: dict[tuple[str, str, type], bool] = {}
 
 
 # -- parameters ---------------------------------------------------------------------------------
@@ -135,6 +137,7 @@ def declared_outputs(step: ir.Step) -> dict[str, Any]:
             except (TypeError, ValueError):
                 declared = {}
     _DECLARED[step.source] = (module, declared)
+    _ACCEPTED.clear()  # a module (re)loaded: its annotations may differ
     return declared
 
 
@@ -188,12 +191,17 @@ def accepts(annotation: Any, value: Any) -> bool:
 
 def check_output_type(step: ir.Step, output: str, value: Any) -> None:
     """Raise a BridgeError when an output's value contradicts its declared type."""
-    declared = declared_outputs(step)
-    if output not in declared:
+    declared = declared_outputs(step)  # first: it forgets the memo when a module reloaded
+    key = (step.source, output, type(value))
+    ok = _ACCEPTED.get(key)
+    if ok is None:
+        ok = output not in declared or accepts(declared[output], value)
+        if len(_ACCEPTED) > 10_000:
+            _ACCEPTED.clear()
+        _ACCEPTED[key] = ok
+    if ok:
         return
     annotation = declared[output]
-    if accepts(annotation, value):
-        return
     from zenml_bridge.dsl.types import short_type_name
 
     actual = "None" if value is None else f"{type(value).__module__}.{type(value).__qualname__}"
