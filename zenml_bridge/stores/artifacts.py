@@ -261,7 +261,9 @@ class ArtifactStore:
                 return "its folder does not exist"
             entry = _VERIFIED.get(folder)
             if entry is not None and entry[0] == sha256 and entry[1] == signature:
-                pass  # hashed so soon after a change that the times cannot tell: hash again
+                # Hashed by this process too soon after it was written for the times to tell:
+                # hash once more, after which the few stats above suffice.
+                pass
             elif "files" in recorded and _manifest(signature) != recorded["files"]:
                 return "its files or their sizes changed"
             elif recorded.get("stat") and _stat_digest(signature) == recorded["stat"]:
