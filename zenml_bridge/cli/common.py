@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
+from zenml_bridge.config import parse_json_value
 from zenml_bridge.errors import BridgeError
 
 
@@ -32,8 +32,6 @@ def parse_parameters(items: list[str]) -> dict[str, Any]:
             raise BridgeError(
                 f"Parameter {item!r} is not KEY=VALUE. Write it as -p rows=500 (VALUE may be JSON)."
             )
-        try:
-            values[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            values[key] = raw
+        # Bounded: a 5,000-digit number or 1,000-deep nesting is a message, not a traceback.
+        values[key] = parse_json_value(raw, f"value of -p {key}", text_fallback=True)
     return values

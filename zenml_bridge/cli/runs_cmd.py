@@ -8,6 +8,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from zenml_bridge.redact import redact_text
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("runs", help="list, show and compare recorded runs")
@@ -77,7 +79,8 @@ def _show(args: argparse.Namespace) -> int:
     steps = metadata.step_runs(run["run_id"])
     ordered = sorted(steps.values(), key=lambda s: s["started_at"])
     if args.json:
-        print(json.dumps({"run": run, "steps": ordered}, indent=2, sort_keys=True, default=str))
+        text = json.dumps({"run": run, "steps": ordered}, indent=2, sort_keys=True, default=str)
+        print(redact_text(text))
         return 0
     git = run["git_sha"] or "-"
     if run["git_sha"] and run["git_dirty"] is not None:
@@ -94,7 +97,7 @@ def _show(args: argparse.Namespace) -> int:
     if run["code_archive_sha256"]:
         print(f"Code       {run['code_archive_sha256']}")
     for key, value in sorted(run["links"].items()):
-        print(f"Link       {key} = {value}")
+        print(f"Link       {key} = {redact_text(value)}")
     print()
     rows = [
         (
@@ -112,7 +115,7 @@ def _show(args: argparse.Namespace) -> int:
         else "No steps recorded."
     )
     outputs = [
-        (f"{s['step']}.{name}", info["id"], info["sha256"][:16], info["materializer"], info["uri"])
+        (f"{s['step']}.{name}", info["id"], info["sha256"][:16], info["materializer"], _url(info))
         for s in ordered
         for name, info in sorted(s["outputs"].items())
     ]
@@ -126,8 +129,13 @@ def _show(args: argparse.Namespace) -> int:
                 f" metadata {json.dumps(s['metadata'], sort_keys=True, default=str)}"
             )
         if s["status"] == "failed" and s["error"]:
-            print(f"\n{s['step']} failed:\n  " + s["error"].rstrip().replace("\n", "\n  "))
+            error = redact_text(s["error"]).rstrip()
+            print(f"\n{s['step']} failed:\n  " + error.replace("\n", "\n  "))
     return 0
+
+
+def _url(info: dict[str, Any]) -> str:
+    return redact_text(info["uri"])
 
 
 def _compare(args: argparse.Namespace) -> int:
