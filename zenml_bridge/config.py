@@ -163,8 +163,15 @@ def _load_yaml(text: str, where: str) -> Any:
         raise BridgeError(f"The {where} is not valid YAML: {exc}. Fix it.") from None
     except RecursionError:
         raise _too_deep(where) from None
-    except ValueError as exc:  # e.g. an integer of more digits than Python converts
-        raise BridgeError(f"The {where} holds a value that cannot be read ({exc}).") from None
+    except ValueError:  # an integer of more digits than Python converts
+        raise BridgeError(
+            f"The {where} holds a number of more than {_max_digits()} digits, more than Python "
+            "reads. Quote it to pass it as text."
+        ) from None
+
+
+def _max_digits() -> int:
+    return int(getattr(sys, "get_int_max_str_digits", lambda: 4300)())
 
 
 def _too_deep(where: str) -> BridgeError:
@@ -244,10 +251,10 @@ def parse_json_value(text: str, what: str, *, text_fallback: bool = False) -> An
         raise BridgeError(f"The {what} is not valid JSON ({exc}). Fix it.") from None
     except RecursionError:
         raise _too_deep(what) from None
-    except ValueError as exc:  # int('9' * 5000): Python's integer string conversion limit
+    except ValueError:  # int('9' * 5000): Python's integer string conversion limit
         raise BridgeError(
-            f"The {what} holds a number that cannot be read ({exc}). Pass it as a string "
-            "(quoted) and convert it inside a step."
+            f"The {what} holds a number of more than {_max_digits()} digits, more than Python "
+            "reads. Pass it as a string (quoted: '\"123...\"') and convert it inside a step."
         ) from None
     check_structure(value, what)
     return value

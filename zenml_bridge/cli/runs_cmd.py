@@ -30,10 +30,9 @@ def register(subparsers: Any) -> None:
 
 
 def store() -> Any:
-    from zenml_bridge.config import load_settings
-    from zenml_bridge.stores.metadata import MetadataStore
+    from zenml_bridge.cli.common import open_store
 
-    return MetadataStore(load_settings().metadata_url)
+    return open_store()  # read-only when the SQLite file cannot be written: still listable
 
 
 def when(timestamp: float | None) -> str:

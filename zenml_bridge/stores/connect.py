@@ -135,6 +135,12 @@ def connection_error(url: str, exc: BaseException) -> BridgeError:
     parsed = parse_url(url)
     backend = parsed.get_backend_name()
     reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    if backend == "sqlite" and ("not a database" in reason or "malformed" in reason):
+        return BridgeError(
+            f"The metadata store {parsed.database} is not a usable SQLite database ({reason}). "
+            "Move the file away (a new store is created in its place) or restore it from a "
+            "backup, or set ZENML_BRIDGE_METADATA_URL to another store."
+        )
     if backend == "sqlite":
         return BridgeError(
             f"Cannot open the SQLite metadata store {parsed.database} ({reason}). Check that the "

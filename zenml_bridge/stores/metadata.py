@@ -85,8 +85,22 @@ def _row(row: Any) -> Row:
     data = dict(row._mapping)
     for key in _JSON_COLUMNS.intersection(data):
         if isinstance(data[key], str):
-            data[key] = json.loads(data[key])
+            data[key] = _json_column(data, key)
     return data
+
+
+def _json_column(data: Row, key: str) -> Any:
+    """A JSON column of a row; a damaged value is a BridgeError naming the row, not a traceback."""
+    try:
+        return json.loads(data[key])
+    except (ValueError, RecursionError) as exc:
+        ids = ("run_id", "step", "artifact_id")
+        where = ", ".join(f"{k} {data[k]!r}" for k in ids if k in data)
+        raise BridgeError(
+            f"The metadata store holds a damaged record: column '{key}' of the row with "
+            f"{where or 'no id'} is not valid JSON ({exc}). Repair or delete that row, or "
+            "restore the database from a backup."
+        ) from None
 
 
 class MetadataStore:
@@ -131,8 +145,12 @@ class MetadataStore:
             if _is_transient(exc):
                 raise
             raise connection_error(self.url, exc) from None
+        except sa.exc.DatabaseError as exc:
+            if self.dialect != "sqlite":
+                raise
+            raise connection_error(self.url, exc) from None  # e.g. "file is not a database"
         compiled = CompiledStatements.from_engine(self.engine, self._statements())
-        if self.dialect == "sqlite":
+        if self.dialect == "sqlite" and not is_read_only(self.url):
             self._save_statements(key, compiled)
         return compiled
 
@@ -208,6 +226,8 @@ class MetadataStore:
                 f"The metadata store {describe_url(self.url)} has schema version {version}; this "
                 f"zenml-bridge knows up to {SCHEMA_VERSION}. Upgrade zenml-bridge."
             )
+        if is_read_only(self.url):
+            raise read_only_error(self.url, f"has schema version {version}, not {SCHEMA_VERSION}")
         from zenml_bridge.stores.schema import migrate
 
         self._write(lambda conn: migrate(conn, self.t, self.dialect, self.table_prefix))
@@ -443,7 +463,7 @@ class MetadataStore:
         for values in rows:
             data = dict(zip(STEP_COLUMNS, values))
             for key in _JSON_COLUMNS.intersection(data):
-                data[key] = json.loads(data[key])
+                data[key] = _json_column(data, key)
             result[data["step"]] = data
         return result
 
@@ -579,6 +599,20 @@ class MetadataStore:
         """Drop every table of this store (tests and `stack` clean-up)."""
         with self.engine.begin() as conn:
             self.t.metadata.drop_all(conn)
+
+
+def is_read_only(url: str) -> bool:
+    """Whether ``url`` opens a SQLite store read-only (see ``cli.common.open_store``)."""
+    return url.startswith("sqlite:///file:") and "mode=ro" in url
+
+
+def read_only_error(url: str, problem: str) -> BridgeError:
+    path = url[len("sqlite:///file:") :].partition("?")[0]
+    return BridgeError(
+        f"The SQLite metadata store {path} is read-only here and {problem}: this needs to "
+        "write to it. Make the file and its folder writable, or run on a writable copy "
+        "(ZENML_BRIDGE_METADATA_URL=sqlite:///COPY.db)."
+    )
 
 
 def _backend(url: str) -> str:
