@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import random
 import re
 import time
@@ -604,6 +605,28 @@ class MetadataStore:
 def is_read_only(url: str) -> bool:
     """Whether ``url`` opens a SQLite store read-only (see ``cli.common.open_store``)."""
     return url.startswith("sqlite:///file:") and "mode=ro" in url
+
+
+def check_writable(url: str) -> None:
+    """Refuse, with a message, a SQLite store this process cannot write (a read-only mount, mode
+    0444, another user's folder): SQLite would open it read-only and fail at the first write.
+
+    Raises:
+        BridgeError: naming the file, what still works and how to fix it.
+    """
+    if not url.startswith("sqlite:///") or "?" in url:
+        return
+    path = url[len("sqlite:///") :]
+    if not path or path == ":memory:" or path.startswith("file:") or not os.path.isfile(path):
+        return
+    if os.access(path, os.W_OK) and os.access(os.path.dirname(os.path.abspath(path)), os.W_OK):
+        return
+    raise BridgeError(
+        f"The SQLite metadata store {path} is read-only here (the file or its folder cannot be "
+        "written), and this command records runs in it. `zenml-bridge runs list/show` and "
+        "`artifacts list/show` still read it. Make the file and its folder writable, or set "
+        "ZENML_BRIDGE_METADATA_URL to a writable store."
+    )
 
 
 def read_only_error(url: str, problem: str) -> BridgeError:
