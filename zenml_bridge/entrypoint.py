@@ -169,11 +169,11 @@ def run_step_command(args: argparse.Namespace) -> int:
         text = str(exc) if isinstance(exc, BridgeError) else traceback.format_exc()
         _record_failed(store, args.run_id, step.name, parameters, previous + 1, started, text)
         if isinstance(exc, SystemExit):  # its code may be 0: the step still failed
-            print(f"step '{step.name}' failed:\n{text}", file=sys.stderr)
+            print(f"step '{step.name}' failed:\n{redact_text(text)}", file=sys.stderr)
             return 1
         raise
     if result.status == "failed":
-        print(f"step '{step.name}' failed:\n{result.traceback}", file=sys.stderr)
+        print(f"step '{step.name}' failed:\n{redact_text(result.traceback)}", file=sys.stderr)
         store.finish_run(args.run_id, "failed")
         if stack.tracker is not None and run_info is not None:
             stack.tracker.call("on_run_end", run_info, "failed")

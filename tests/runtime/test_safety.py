@@ -344,6 +344,29 @@ def test_garbage_json_in_a_metadata_row_is_a_message(
         assert "Repair or delete that row" in err
 
 
+def test_a_damaged_cache_entry_is_a_miss_and_is_replaced(
+    metadata_url: str, stores_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlalchemy as sa
+
+    from zenml_bridge.stores.connect import create_engine
+
+    monkeypatch.setenv("ZENML_BRIDGE_METADATA_URL", metadata_url)
+    zb_pipes.chain(rows=3)
+    engine = create_engine(metadata_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE zb_cache SET outputs = '{garbage'"))
+    finally:
+        engine.dispose()
+    again = zb_pipes.chain(rows=3)
+    assert again.status == "completed"
+    assert {s.status for s in again.steps.values()} == {"completed"}  # misses, not a traceback
+    third = zb_pipes.chain(rows=3)
+    assert {s.status for s in third.steps.values()} == {"cached"}  # the entries were replaced
+    assert third.steps["total"].outputs["sum"].load() == 6
+
+
 def test_a_file_that_is_not_sqlite_is_a_message(
     stores_env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

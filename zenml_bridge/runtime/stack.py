@@ -10,6 +10,7 @@ from typing import Any
 
 from zenml_bridge.config import Settings
 from zenml_bridge.errors import BridgeError, did_you_mean
+from zenml_bridge.redact import redact_text
 from zenml_bridge.runtime.tracking import ExperimentTracker
 from zenml_bridge.stores.artifacts import ArtifactStore
 from zenml_bridge.stores.metadata import MetadataStore, check_writable
@@ -41,7 +42,7 @@ class Tracker:
             note = f"{method}: {exc}"
             if not self.skipped:
                 print(
-                    f"warning: experiment tracking skipped ({note}); the run goes on",
+                    f"warning: experiment tracking skipped ({redact_text(note)}); the run goes on",
                     file=sys.stderr,
                 )
             self.skipped.append(note)

@@ -471,7 +471,7 @@ class MetadataStore:
     def lookup_cache(self, cache_key: str) -> dict[str, Any] | None:
         """The outputs recorded under ``cache_key`` (name -> artifact info), or None."""
         row = self._fast([("cache_get", [{"k": cache_key}])], write=False)
-        return json.loads(row[0]) if row else None
+        return _cache_outputs(row[0]) if row else None
 
     def record_step(
         self,
@@ -600,6 +600,15 @@ class MetadataStore:
         """Drop every table of this store (tests and `stack` clean-up)."""
         with self.engine.begin() as conn:
             self.t.metadata.drop_all(conn)
+
+
+def _cache_outputs(text: str) -> dict[str, Any] | None:
+    """A cache entry's outputs; a damaged entry is a miss (the fresh execution replaces it)."""
+    try:
+        outputs = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return outputs if isinstance(outputs, dict) else None
 
 
 def is_read_only(url: str) -> bool:
