@@ -440,6 +440,33 @@ def test_a_read_only_sqlite_store_can_still_be_listed(
             keep.close()
 
 
+def test_a_read_only_store_without_tables_is_a_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sqlite3
+
+    store = tmp_path / "store"
+    store.mkdir()
+    sqlite3.connect(store / "metadata.db").execute("CREATE TABLE other (x)").connection.close()
+    monkeypatch.setenv("ZENML_BRIDGE_METADATA_URL", f"sqlite:///{store / 'metadata.db'}")
+    monkeypatch.setenv("ZENML_BRIDGE_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    mounts = _make_read_only(store)
+    try:
+        code, out, err = cli("runs", "list", capsys=capsys)
+        assert code == 2, out + err
+        _no_traceback(out, err)
+        assert (
+            f"The SQLite metadata store {store / 'metadata.db'} is read-only here and holds no "
+            "runs yet; creating or upgrading its tables needs a write."
+        ) in err
+    finally:
+        for folder in mounts:
+            subprocess.run(["umount", "-l", str(folder)], check=False)
+        if not ROOT:
+            store.chmod(0o755)
+
+
 # -- 19: `zenml-bridge runs list | head -1` ---------------------------------------------------
 
 

@@ -83,20 +83,20 @@ class Limits:
     def from_env(cls) -> Limits:
         """The defaults, overridden by ``ZENML_BRIDGE_CODE_ARCHIVE_MAX_{BYTES,FILES,PATH}``."""
         values = {}
-        for field, env, default in (
+        for name, env, default in (
             ("max_bytes", ENV_MAX_BYTES, MAX_BYTES),
             ("max_files", ENV_MAX_FILES, MAX_FILES),
             ("max_path", ENV_MAX_PATH, MAX_PATH),
         ):
             raw = os.environ.get(env, "").strip()
             if not raw:
-                values[field] = default
+                values[name] = default
                 continue
             try:
-                values[field] = int(raw)
+                values[name] = int(raw)
             except ValueError:
-                values[field] = -1
-            if values[field] < 1:
+                values[name] = -1
+            if values[name] < 1:
                 raise BridgeError(
                     f"{env}={raw!r} is not a whole number of 1 or more. Set it to a positive "
                     f"limit (default {default}) or unset it."

@@ -228,7 +228,8 @@ class MetadataStore:
                 f"zenml-bridge knows up to {SCHEMA_VERSION}. Upgrade zenml-bridge."
             )
         if is_read_only(self.url):
-            raise read_only_error(self.url, f"has schema version {version}, not {SCHEMA_VERSION}")
+            problem = f"has schema version {version} (this zenml-bridge: {SCHEMA_VERSION})"
+            raise read_only_error(self.url, problem if version else "holds no runs yet")
         from zenml_bridge.stores.schema import migrate
 
         self._write(lambda conn: migrate(conn, self.t, self.dialect, self.table_prefix))
@@ -639,10 +640,14 @@ def check_writable(url: str) -> None:
 
 
 def read_only_error(url: str, problem: str) -> BridgeError:
-    path = url[len("sqlite:///file:") :].partition("?")[0]
+    """A BridgeError for a store opened read-only that would need a write (``problem``)."""
+    from urllib.parse import unquote
+
+    path = unquote(url[len("sqlite:///file:") :].partition("?")[0])
     return BridgeError(
-        f"The SQLite metadata store {path} is read-only here and {problem}: this needs to "
-        "write to it. Make the file and its folder writable, or run on a writable copy "
+        f"The SQLite metadata store {path} is read-only here and {problem}; creating or "
+        "upgrading its tables needs a write. Open it once where it is writable (any "
+        "zenml-bridge command does), or list a writable copy "
         "(ZENML_BRIDGE_METADATA_URL=sqlite:///COPY.db)."
     )
 
