@@ -101,6 +101,40 @@ def test_run_and_show_commands_never_print_artifact_root_credentials(
     assert SECRET not in printed + out + err
 
 
+LABELS = """
+from zenml_bridge import pipeline, step
+
+
+@step
+def echo(label: str) -> str:
+    return label
+
+
+@pipeline
+def labels(label: str = "x") -> None:
+    echo(label=label)
+"""
+
+
+def test_parameters_holding_a_url_with_credentials_are_shown_redacted(
+    stores_env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "zb_safety_labels.py").write_text(LABELS, encoding="utf-8")
+    src = f"{tmp_path / 'zb_safety_labels.py'}:labels"
+    source = f"postgresql://ops:{SECRET}@db/zb"
+    code, out, err = cli("run", src, "-p", f"label={source}", capsys=capsys)
+    assert code == 0, err
+    first = re.search(r"Run (\S+) completed", out).group(1)  # type: ignore[union-attr]
+    code, out, err = cli("run", src, "-p", "label=plain", capsys=capsys)
+    assert code == 0, err
+    printed = ""
+    for command in (("runs", "show", first), ("runs", "compare", first, "latest")):
+        code, out, err = cli(*command, capsys=capsys)
+        assert code == 0, err
+        printed += out + err
+    assert "postgresql://ops:***@db/zb" in printed and SECRET not in printed
+
+
 def test_entrypoint_errors_never_print_credentials(
     stores_env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -90,7 +90,7 @@ def _show(args: argparse.Namespace) -> int:
     duration = seconds(run["started_at"], run["ended_at"])
     print(f"Started    {when(run['started_at'])}   duration {duration}")
     print(f"Backend    {run['backend']}")
-    print(f"Parameters {json.dumps(run['parameters'], sort_keys=True)}")
+    print(f"Parameters {redact_text(json.dumps(run['parameters'], sort_keys=True))}")
     print(f"Git        {git}")
     print(f"IR sha256  {run['ir_sha256']}")
     if run["code_archive_sha256"]:
@@ -148,8 +148,8 @@ def _compare(args: argparse.Namespace) -> int:
     rows: list[tuple[Any, ...]] = [
         (
             k,
-            json.dumps(first["parameters"].get(k)),
-            json.dumps(second["parameters"].get(k)),
+            redact_text(json.dumps(first["parameters"].get(k))),
+            redact_text(json.dumps(second["parameters"].get(k))),
             "" if first["parameters"].get(k) == second["parameters"].get(k) else "differs",
         )
         for k in keys
