@@ -17,7 +17,6 @@ error (message printed, no traceback).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -26,6 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from zenml_bridge.errors import BridgeError, did_you_mean
+from zenml_bridge.redact import redact_text
 
 #: Set by backends so runs show where they ran (``airflow``, ``kubeflow``).
 ENV_BACKEND = "ZENML_BRIDGE_BACKEND"
@@ -103,21 +103,18 @@ def _kfp_outputs(executor_input: str | None, result: Any) -> None:
 def run_step_command(args: argparse.Namespace) -> int:
     """Run one step; the exit code tells the orchestrator what happened."""
     from zenml_bridge import ir
-    from zenml_bridge.config import load_settings
+    from zenml_bridge.config import load_settings, parse_json_value
     from zenml_bridge.runtime.stack import open_stack
     from zenml_bridge.runtime.step_runner import run_step
 
-    try:
-        overrides = json.loads(args.params_json or "{}")
-    except json.JSONDecodeError as exc:
-        raise BridgeError(f"--params-json is not valid JSON ({exc}). Pass a JSON object.") from None
+    overrides = parse_json_value(args.params_json or "{}", "--params-json value")
     if not isinstance(overrides, dict):
         raise BridgeError("--params-json must be a JSON object of pipeline parameters.")
     _code_archive(args.code_archive, args.code_archive_sha256)
     if os.getcwd() not in sys.path:
         sys.path.append(os.getcwd())
     ir_text = read_ir_text(args.ir)
-    pipeline = ir.loads(ir_text, expected_sha256=args.ir_sha256)
+    pipeline = ir.validate(ir.loads(ir_text, expected_sha256=args.ir_sha256))  # before stores
     try:
         step = pipeline.step(args.step)
     except KeyError:
@@ -172,11 +169,11 @@ def run_step_command(args: argparse.Namespace) -> int:
         text = str(exc) if isinstance(exc, BridgeError) else traceback.format_exc()
         _record_failed(store, args.run_id, step.name, parameters, previous + 1, started, text)
         if isinstance(exc, SystemExit):  # its code may be 0: the step still failed
-            print(f"step '{step.name}' failed:\n{text}", file=sys.stderr)
+            print(f"step '{step.name}' failed:\n{redact_text(text)}", file=sys.stderr)
             return 1
         raise
     if result.status == "failed":
-        print(f"step '{step.name}' failed:\n{result.traceback}", file=sys.stderr)
+        print(f"step '{step.name}' failed:\n{redact_text(result.traceback)}", file=sys.stderr)
         store.finish_run(args.run_id, "failed")
         if stack.tracker is not None and run_info is not None:
             stack.tracker.call("on_run_end", run_info, "failed")
@@ -300,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return run_step_command(args)
     except BridgeError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
+        print(f"Error: {redact_text(exc)}", file=sys.stderr)
         return exc.exit_code
 
 
