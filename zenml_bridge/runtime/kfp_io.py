@@ -38,6 +38,8 @@ METADATA_KEY = "zenml_bridge"
 POINTER_FIELDS = ("id", "uri", "sha256", "materializer", "version", "type")
 #: The flag that carries the entrypoint's arguments in the lightweight executor's command.
 LIGHTWEIGHT_ARGV_FLAG = "--zenml-bridge-run-step"
+#: Emulation only: a folder that stands for the pod's ``/`` (see :func:`local_path`).
+POD_ROOT_ENV = "ZENML_BRIDGE_KFP_POD_ROOT"
 #: Where KFP's launcher makes remote artifact URIs visible as local files (as the KFP SDK).
 _MOUNTS = (("gs://", "/gcs/"), ("minio://", "/minio/"), ("s3://", "/s3/"), ("oci://", "/oci/"))
 
@@ -226,11 +228,18 @@ def _check_pointer(step: ir.Step, name: str, pointer: Mapping[str, Any], store: 
 
 
 def local_path(uri: str) -> str:
-    """The local file of a KFP artifact URI (remote stores are mounted by KFP's launcher)."""
+    """The local file of a KFP artifact URI (remote stores are mounted by KFP's launcher).
+
+    ``ZENML_BRIDGE_KFP_POD_ROOT`` (unset in a real pod) rebases the pod's absolute paths
+    under a folder: the test harness that emulates KFP's backend runs every task on one machine.
+    """
+    path = uri.removeprefix("file://")
     for prefix, mount in _MOUNTS:
         if uri.startswith(prefix):
-            return mount + uri[len(prefix) :]
-    return uri.removeprefix("file://")
+            path = mount + uri[len(prefix) :]
+            break
+    pod_root = os.environ.get(POD_ROOT_ENV)
+    return pod_root.rstrip("/") + path if pod_root and path.startswith("/") else path
 
 
 def _outputs_of(step_result: Any) -> Mapping[str, Mapping[str, Any]]:
