@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kfp_support import GOLDEN_DIR
 
 from zenml_bridge.stores.metadata import MetadataStore
@@ -124,8 +125,17 @@ def test_kfp_local_run_gives_the_same_artifacts_as_a_local_run(
             pointer = json.loads(Path(artifact["uri"]).read_text())
             assert pointer["sha256"] == artifact["metadata"]["sha256"]
             assert Path(pointer["uri"]).is_dir()
-    expected = {k.replace("_", "-"): v for k, v in kfp_hashes.items() if v}
-    assert carried == expected
+    # Scalar outputs are KFP output parameters; every other output is a KFP artifact.
+    spec = next(yaml.safe_load_all(out.read_text()))
+    declared = {
+        name.removeprefix("comp-"): set(c.get("outputDefinitions", {}).get("artifacts", {}))
+        for name, c in spec["components"].items()
+    }
+    expected = {
+        k.replace("_", "-"): {o: h for o, h in v.items() if o in declared[k.replace("_", "-")]}
+        for k, v in kfp_hashes.items()
+    }
+    assert carried == {k: v for k, v in expected.items() if v}
 
 
 def test_a_task_finds_inputs_that_kfp_served_from_its_own_cache(tmp_path: Path) -> None:
