@@ -239,8 +239,8 @@ def _prepare(
 
     store = stack.metadata
     kfp_upstream: dict[str, Any] = {}
-    missing = [n for n in step.upstream if (states.get(n) or {}).get("status") not in DONE]
-    if args.kfp_executor_input and missing:
+    waiting = [n for n in step.upstream if (states.get(n) or {}).get("status") not in DONE]
+    if args.kfp_executor_input and waiting:
         from zenml_bridge.runtime import kfp_io
 
         # The upstream outputs are in its input artifacts' metadata (for upstream tasks KFP

@@ -198,7 +198,9 @@ class BackendEmulator:
         pending = list(tasks)
         while pending:
             ready = [
-                n for n in pending if all(runs[d].state != "NOT_RUN" for d in tasks[n].get("dependentTasks", []))
+                n
+                for n in pending
+                if all(runs[d].state != "NOT_RUN" for d in tasks[n].get("dependentTasks", []))
             ]
             if not ready:
                 raise BackendError(f"cycle among {pending}")
@@ -328,7 +330,9 @@ class BackendEmulator:
         cache_key = ""
         if task.get("cachingOptions", {}).get("enableCache"):
             pipeline = self.spec["pipelineInfo"]["name"]
-            cache_key = f"pipeline/{pipeline}:{self.fingerprint(executor_input, component, container)}"
+            cache_key = (
+                f"pipeline/{pipeline}:{self.fingerprint(executor_input, component, container)}"
+            )
             cached = self.cache.get(cache_key)
             if cached is not None:  # the launcher is skipped; outputs of the cached execution
                 run.state, run.parameters = "CACHED", dict(cached["parameters"])

@@ -86,8 +86,15 @@ def _executor_input(tmp_path: Path, pointer: dict[str, Any]) -> str:
             "inputs": {
                 "parameterValues": {"zenml_bridge_run_uuid": "pointer-run"},
                 "artifacts": {
-                    "values": {"artifacts": [{"name": "output", "uri": "s3://b/x",
-                                              "metadata": {"zenml_bridge": pointer}}]}  # fmt: skip
+                    "values": {
+                        "artifacts": [
+                            {
+                                "name": "output",
+                                "uri": "s3://b/x",
+                                "metadata": {"zenml_bridge": pointer},
+                            }
+                        ]
+                    }  # fmt: skip
                 },
             },
             "outputs": {

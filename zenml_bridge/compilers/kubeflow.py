@@ -134,9 +134,7 @@ class KubeflowCompiler(Compiler):
         if pipeline.schedule:
             cron = kfp_cron(pipeline.schedule)
             reason = (
-                checks.cron_problem(pipeline.schedule)
-                if pipeline.schedule not in PRESETS
-                else None
+                checks.cron_problem(pipeline.schedule) if pipeline.schedule not in PRESETS else None
             )
             sidecar = self.schedule_path(self.out_path(pipeline, options)).name
             if cron is None or reason:

@@ -156,14 +156,19 @@ def build_spec(
             if kind:
                 root_outputs.setdefault("parameters", {})[key] = {"parameterType": kind}
                 root_selectors.setdefault("parameters", {})[key] = {
-                    "valueFromParameter": {"outputParameterKey": output.name, "producerSubtask": name}
+                    "valueFromParameter": {
+                        "outputParameterKey": output.name,
+                        "producerSubtask": name,
+                    }
                 }
             else:
                 root_outputs.setdefault("artifacts", {})[key] = {
                     "artifactType": artifact_type(output)
                 }
                 root_selectors.setdefault("artifacts", {})[key] = {
-                    "artifactSelectors": [{"outputArtifactKey": output.name, "producerSubtask": name}]
+                    "artifactSelectors": [
+                        {"outputArtifactKey": output.name, "producerSubtask": name}
+                    ]
                 }
     root: dict[str, Any] = {"dag": {"tasks": tasks}}
     if root_selectors:
@@ -233,14 +238,20 @@ def _component_and_task(
             if kind:
                 params_def[key] = {"parameterType": kind}
                 params_in[key] = {
-                    "taskOutputParameter": {"outputParameterKey": ref.output, "producerTask": producer}
+                    "taskOutputParameter": {
+                        "outputParameterKey": ref.output,
+                        "producerTask": producer,
+                    }
                 }
             else:
                 inputs_def.setdefault("artifacts", {})[key] = {
                     "artifactType": artifact_type(upstream)
                 }
                 task_inputs.setdefault("artifacts", {})[key] = {
-                    "taskOutputArtifact": {"outputArtifactKey": ref.output, "producerTask": producer}
+                    "taskOutputArtifact": {
+                        "outputArtifactKey": ref.output,
+                        "producerTask": producer,
+                    }
                 }
     component: dict[str, Any] = {
         "executorLabel": f"exec-{ir.k8s_name(step.name)}",

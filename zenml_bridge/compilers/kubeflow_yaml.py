@@ -3,7 +3,8 @@
 PyYAML spends most of a 1,000-step compile building representer nodes in Python; this writes
 the same block style directly. Every string is either a plain scalar that reads back as the
 same string under both YAML 1.1 (PyYAML, go-yaml v2) and YAML 1.2 (the core schema of go-yaml
-v3 and ruamel.yaml: ``1e3``, ``0o17``, ``.inf`` are numbers there, ``yes`` is not a bool), a literal block (``|``) when that is exact, or a double-quoted
+v3 and ruamel.yaml: ``1e3``, ``0o17``, ``.inf`` are numbers there, ``yes`` is not a bool),
+a literal block (``|``) when that is exact, or a double-quoted
 scalar with JSON escapes (a JSON string is a valid YAML double-quoted scalar), with the few
 characters YAML treats as line breaks or non-printable escaped as well. Keys are sorted.
 
