@@ -93,12 +93,12 @@ def _code_archive(uri: str | None, sha256: str | None) -> None:
         sys.path.insert(0, path)
 
 
-def _kfp_outputs(executor_input: str | None, result: Any, stack: Any) -> None:
+def _kfp_outputs(executor_input: str | None, result: Any, stack: Any, run_id: str) -> None:
     if not executor_input:
         return
     from zenml_bridge.runtime import kfp_io
 
-    kfp_io.write_task_outputs(executor_input, result, stack)
+    kfp_io.write_task_outputs(executor_input, result, stack, run_id)
 
 
 def run_step_command(args: argparse.Namespace) -> int:
@@ -157,7 +157,7 @@ def run_step_command(args: argparse.Namespace) -> int:
     if mine is not None and mine["status"] in ("completed", "cached"):
         print(f"step '{step.name}' of run {args.run_id} is already {mine['status']}")
         store.complete_run_if_done(args.run_id, len(pipeline.steps))
-        _kfp_outputs(args.kfp_executor_input, _result_of(step.name, mine), stack)
+        _kfp_outputs(args.kfp_executor_input, _result_of(step.name, mine), stack, args.run_id)
         return 0
     previous = int(mine["attempt"]) if mine is not None else 0
     started = time.time()
@@ -194,7 +194,7 @@ def run_step_command(args: argparse.Namespace) -> int:
     done = store.complete_run_if_done(args.run_id, len(pipeline.steps))
     if done and stack.tracker is not None and run_info is not None:
         stack.tracker.call("on_run_end", run_info, "completed")
-    _kfp_outputs(args.kfp_executor_input, result, stack)
+    _kfp_outputs(args.kfp_executor_input, result, stack, args.run_id)
     return 0
 
 

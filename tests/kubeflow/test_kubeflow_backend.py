@@ -211,3 +211,65 @@ def test_a_missing_required_argument_is_refused_by_the_api_server(tmp_path: Path
     with pytest.raises(BackendError, match=re.escape("parameter n is not optional")):
         backend.run({})
     assert backend.run({"n": 3}).tasks["use"].parameters == {"output": 3}
+
+
+TYPED = """
+from typing import Annotated
+
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+
+from zenml_bridge import get_step_context, pipeline, step
+
+
+@step
+def load(rows: int = 6) -> Annotated[pd.DataFrame, "frame"]:
+    return pd.DataFrame({"x": [float(i) for i in range(rows)], "y": [i % 2 for i in range(rows)]})
+
+
+@step
+def train(frame: pd.DataFrame) -> tuple[
+    Annotated[LogisticRegression, "model"], Annotated[float, "accuracy"]
+]:
+    model = LogisticRegression().fit(frame[["x"]], frame["y"])
+    accuracy = float(model.score(frame[["x"]], frame["y"]))
+    get_step_context().log_metric("accuracy", accuracy)
+    get_step_context().log_metric("rows", len(frame))
+    return model, accuracy
+
+
+@pipeline
+def typed(rows: int = 6) -> None:
+    train(load(rows=rows))
+"""
+
+
+def test_typed_outputs_output_parameters_and_metrics(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "typed.py").write_text(TYPED, encoding="utf-8")
+    env = _env(tmp_path, "kfp")
+    text = _compile(tmp_path, f"{project}/typed.py:typed", env)
+    spec = yaml.safe_load(text)
+    load_out = spec["components"]["comp-load"]["outputDefinitions"]["artifacts"]
+    train_out = spec["components"]["comp-train"]["outputDefinitions"]
+    assert load_out["frame"]["artifactType"]["schemaTitle"] == "system.Dataset"
+    assert train_out["artifacts"]["model"]["artifactType"]["schemaTitle"] == "system.Model"
+    assert train_out["artifacts"]["step_metrics"]["artifactType"]["schemaTitle"] == (
+        "system.Metrics"
+    )
+    assert train_out["parameters"] == {"accuracy": {"parameterType": "NUMBER_DOUBLE"}}
+
+    backend = BackendEmulator(text, tmp_path / "backend", env, tmp_path)
+    run = backend.run({"rows": 8})
+    logs = "\n".join(t.logs for t in run.tasks.values())
+    assert run.state == "SUCCEEDED", logs[-4000:]
+    train = run.tasks["train"]
+    store = MetadataStore(env["ZENML_BRIDGE_METADATA_URL"])
+    recorded = store.step_runs(f"kfp-{run.run_uuid}")["train"]
+    assert train.artifacts["step_metrics"]["metadata"] == recorded["metrics"]
+    assert recorded["metrics"]["rows"] == 8
+    assert train.parameters["accuracy"] == recorded["metrics"]["accuracy"]
+    assert train.artifacts["model"]["metadata"]["sha256"] == (
+        recorded["outputs"]["model"]["sha256"]
+    )

@@ -31,6 +31,7 @@ from zenml_bridge.compilers.base import (
     write_atomic,
 )
 from zenml_bridge.compilers.kubeflow_spec import (
+    METRICS_OUTPUT,
     RUN_UUID_INPUT,
     build_spec,
     dump_yaml,
@@ -201,6 +202,11 @@ class KubeflowCompiler(Compiler):
             problems.append(
                 _error(step.name, "inputs", f"arguments {', '.join(clashes)} map to the same "
                        "KFP input name (a '.' becomes '-'); rename one of them")
+            )  # fmt: skip
+        if any(o.name == METRICS_OUTPUT for o in step.outputs):
+            problems.append(
+                _error(step.name, "outputs", f"the output name {METRICS_OUTPUT!r} is reserved "
+                       "for the step's logged metrics in KFP; rename the output")
             )  # fmt: skip
         retry = step.retry
         if retry.max_retries and not float(retry.backoff_factor).is_integer():

@@ -31,6 +31,10 @@ SCHEMA_VERSION = "2.1.0"
 ARTIFACT_TYPE = {"schemaTitle": "system.Artifact", "schemaVersion": "0.0.1"}
 DATASET_TYPE = {"schemaTitle": "system.Dataset", "schemaVersion": "0.0.1"}
 MODEL_TYPE = {"schemaTitle": "system.Model", "schemaVersion": "0.0.1"}
+METRICS_TYPE = {"schemaTitle": "system.Metrics", "schemaVersion": "0.0.1"}
+#: Every task's metrics logged with the step context, as a KFP Metrics artifact (the KFP UI
+#: shows and compares them); kfp_io writes it under the same name.
+METRICS_OUTPUT = "step_metrics"
 #: The task input that carries KFP's run uuid; the driver resolves the runtime value.
 RUN_UUID_INPUT = "zenml_bridge_run_uuid"
 RUN_UUID_VALUE = "{{$.pipeline_job_uuid}}"
@@ -257,7 +261,7 @@ def _component_and_task(
         "executorLabel": f"exec-{ir.k8s_name(step.name)}",
         "inputDefinitions": inputs_def,
     }
-    outputs: dict[str, Any] = {}
+    outputs: dict[str, Any] = {"artifacts": {METRICS_OUTPUT: {"artifactType": METRICS_TYPE}}}
     for output in step.outputs:
         kind = output_parameter_type(output)
         if kind:
@@ -266,8 +270,7 @@ def _component_and_task(
             outputs.setdefault("artifacts", {})[output.name] = {
                 "artifactType": artifact_type(output)
             }
-    if outputs:
-        component["outputDefinitions"] = outputs
+    component["outputDefinitions"] = outputs
     task: dict[str, Any] = {
         "cachingOptions": {"enableCache": bool(step.cache and kfp_caching)},
         "inputs": task_inputs,

@@ -38,6 +38,8 @@ METADATA_KEY = "zenml_bridge"
 POINTER_FIELDS = ("id", "uri", "sha256", "materializer", "version", "type")
 #: The flag that carries the entrypoint's arguments in the lightweight executor's command.
 LIGHTWEIGHT_ARGV_FLAG = "--zenml-bridge-run-step"
+#: The KFP Metrics artifact every task declares (the compiler's name for it).
+METRICS_OUTPUT = "step_metrics"
 #: Emulation only: a folder that stands for the pod's ``/`` (see :func:`local_path`).
 POD_ROOT_ENV = "ZENML_BRIDGE_KFP_POD_ROOT"
 #: Where KFP's launcher makes remote artifact URIs visible as local files (as the KFP SDK).
@@ -251,6 +253,7 @@ def write_kfp_outputs(
     executor_input: str | Mapping[str, Any],
     step_result: Any,
     load: Callable[[Mapping[str, Any]], Any] | None = None,
+    metrics: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """Point KFP's output artifacts at our artifacts and write KFP's executor output file.
 
@@ -260,6 +263,7 @@ def write_kfp_outputs(
             output name -> info with ``uri``, ``sha256``, ``materializer``, ...).
         load: reads an output's value from its info; needed when the task declares output
             parameters (scalar outputs an outer KFP pipeline can branch on).
+        metrics: the metrics the step logged, for the task's KFP Metrics artifact.
 
     Returns:
         The executor output written (``{"artifacts": {...}, "parameterValues": {...}}``).
@@ -270,6 +274,9 @@ def write_kfp_outputs(
     written: dict[str, Any] = {}
     for name, listed in (data["outputs"].get("artifacts") or {}).items():
         artifact = (listed.get("artifacts") or [{}])[0]
+        if name == METRICS_OUTPUT and name not in outputs:
+            written[name] = _metrics_artifact(name, artifact, dict(metrics or {}))
+            continue
         info = outputs.get(name)
         if info is None:
             raise BridgeError(
@@ -305,6 +312,24 @@ def write_kfp_outputs(
             json.dump(result, handle, sort_keys=True)
         os.replace(tmp, path)
     return result
+
+
+def _metrics_artifact(name: str, artifact: Mapping[str, Any], metrics: dict[str, float]) -> Any:
+    """KFP's Metrics artifact: the metrics as its metadata (what KFP's UI reads) and file."""
+    path = local_path(str(artifact.get("uri", "")))
+    if path:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(metrics, handle, sort_keys=True)
+    return {
+        "artifacts": [
+            {
+                "name": artifact.get("name", name),
+                "uri": artifact.get("uri", ""),
+                "metadata": metrics,
+            }
+        ]
+    }
 
 
 def _output_parameters(
@@ -390,12 +415,16 @@ def lightweight_function(argv: list[str] | None = None) -> Callable[..., None]:
     return zenml_bridge_step
 
 
-def write_task_outputs(executor_input: str, step_result: Any, stack: Any) -> dict[str, Any]:
-    """:func:`write_kfp_outputs` with output values read from the stack's artifact store."""
+def write_task_outputs(
+    executor_input: str, step_result: Any, stack: Any, run_id: str
+) -> dict[str, Any]:
+    """:func:`write_kfp_outputs` with output values read from the stack's artifact store and
+    the step's logged metrics from the metadata store."""
     from zenml_bridge.materializers import registry
 
     def load(info: Mapping[str, Any]) -> Any:
         loader = registry.get(str(info["materializer"]))
         return stack.artifacts.read(info["uri"], info["sha256"], loader.load)
 
-    return write_kfp_outputs(executor_input, step_result, load)
+    row = stack.metadata.step_runs(run_id).get(step_result.name) or {}
+    return write_kfp_outputs(executor_input, step_result, load, row.get("metrics") or {})
