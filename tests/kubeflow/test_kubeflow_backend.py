@@ -270,6 +270,6 @@ def test_typed_outputs_output_parameters_and_metrics(tmp_path: Path) -> None:
     assert train.artifacts["step_metrics"]["metadata"] == recorded["metrics"]
     assert recorded["metrics"]["rows"] == 8
     assert train.parameters["accuracy"] == recorded["metrics"]["accuracy"]
-    assert train.artifacts["model"]["metadata"]["sha256"] == (
-        recorded["outputs"]["model"]["sha256"]
+    assert (
+        train.artifacts["model"]["metadata"]["sha256"] == (recorded["outputs"]["model"]["sha256"])
     )

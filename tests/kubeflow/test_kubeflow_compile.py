@@ -485,3 +485,23 @@ def test_unwritable_out_is_refused_before_publishing(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
     assert "Pass an --out path in a folder you can write to" in done.stderr
     assert not (tmp_path / "artifacts").exists()  # nothing published
+
+
+def test_validation_parses_every_distinct_structure(tmp_path: Path) -> None:
+    """Entries that differ only in free text parse alike and are parsed once; a wrongly typed
+    value in any step (not only the first) still fails the compile."""
+    from zenml_bridge.compilers.kubeflow_spec import _shape
+
+    assert _shape({"args": ["--step", "a"], "cpuLimit": 0.5}) == _shape(
+        {"args": ["--step", "b"], "cpuLimit": 0.5}
+    )
+    assert _shape({"x": "1"}) != _shape({"x": 1})
+    assert _shape({"parameterType": "STRING"}) != _shape({"parameterType": "STRUCT"})
+    pipeline = shape_pipeline("linear").to_ir()
+    last = dataclasses.replace(
+        pipeline.steps[-1],
+        settings={"kubernetes": {"tolerations": [{"key": "g", "toleration_seconds": "soon"}]}},
+    )
+    broken = dataclasses.replace(pipeline, steps=(*pipeline.steps[:-1], last))
+    with pytest.raises(ir.BridgeError, match=re.escape("Kubernetes settings of exec-total")):
+        compile_text(broken, tmp_path)
