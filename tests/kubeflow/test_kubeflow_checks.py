@@ -130,6 +130,30 @@ def test_retry_max_delay_maps_onto_backoff_max_duration(tmp_path: Path) -> None:
     assert spec["root"]["dag"]["tasks"]["load"]["retryPolicy"]["backoffMaxDuration"] == "90s"
 
 
+def test_step_max_retry_delay_is_the_kfp_retry_window(tmp_path: Path) -> None:
+    import yaml
+
+    from zenml_bridge import pipeline, step
+
+    @step(retries=3, retry_delay=10, retry_backoff=2, max_retry_delay=600)
+    def flaky() -> int:
+        return 1
+
+    @pipeline
+    def windowed() -> None:
+        flaky()
+
+    compiled = windowed.to_ir()
+    assert compiled.steps[0].retry.max_delay_s == 600
+    spec = next(yaml.safe_load_all(_compile(compiled, tmp_path).read_text()))
+    assert spec["root"]["dag"]["tasks"]["flaky"]["retryPolicy"] == {
+        "maxRetryCount": 3,
+        "backoffDuration": "10s",
+        "backoffFactor": 2.0,
+        "backoffMaxDuration": "600s",
+    }
+
+
 def _clash_pipeline() -> ir.Pipeline:
     """A pipeline parameter ``text`` and, in the same step, a data input ``text``."""
     steps = (

@@ -37,6 +37,7 @@ STEP_OPTIONS = (
     "retries",
     "retry_delay",
     "retry_backoff",
+    "max_retry_delay",
     "cache",
     "cache_salt",
     "timeout",
@@ -212,6 +213,7 @@ class Step(Generic[P, R]):
                 max_retries=int(options.get("retries", 0)),
                 delay_s=float(options.get("retry_delay", 10.0)),
                 backoff_factor=float(options.get("retry_backoff", 1.0)),
+                max_delay_s=_optional_float(options.get("max_retry_delay")),
             ),
             "cache": bool(options.get("cache", True)),
             "cache_salt": str(options.get("cache_salt", "")),
@@ -400,6 +402,7 @@ def step(
     retries: int = 0,
     retry_delay: float = 10.0,
     retry_backoff: float = 1.0,
+    max_retry_delay: float | None = None,
     cache: bool = True,
     cache_salt: str = "",
     timeout: float | None = None,
@@ -419,7 +422,8 @@ def step(func: Any = None, /, *, name: str | None = None, **options: Any) -> Any
     """Make a function a pipeline step.
 
     Works bare (``@step``) and with options (``@step(retries=2, cache=False)``). Options:
-    ``retries``/``retry_delay``/``retry_backoff`` (seconds, factor), ``cache``, ``cache_salt``,
+    ``retries``/``retry_delay``/``retry_backoff`` (seconds, factor), ``max_retry_delay`` (a cap
+    on retry waits; on Kubeflow the whole retry window), ``cache``, ``cache_salt``,
     ``timeout`` (seconds), ``cpu``/``memory``/``gpu``, ``image``, ``env``, ``allow_pickle``
     (let pickle store outputs no other materializer handles), per-target ``settings``
     (``{"kubernetes": {...}, "airflow": {...}}``) and ``on_failure``/``on_success`` hooks.
@@ -434,3 +438,7 @@ def step(func: Any = None, /, *, name: str | None = None, **options: Any) -> Any
     if func is not None:
         return Step(func, name, options)
     return lambda f: Step(f, name, options)
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
