@@ -161,6 +161,12 @@ class KubeflowCompiler(Compiler):
                 _error(None, "kfp_caching", f"{caching!r} is not 'on' or 'off'; pass "
                        "--kfp-caching on|off")
             )  # fmt: skip
+        if caching == "on" and options.executor == "lightweight":
+            problems.append(
+                Problem("warning", None, "kfp_caching", "kfp.local's cache key leaves out the "
+                        "run uuid (KFP's backend keeps it in), so kfp.local serves whole runs "
+                        "from its cache and they are not recorded; test with --kfp-caching off")
+            )  # fmt: skip
         if not options.ir_uri:
             problems.append(
                 _error(None, "ir", "the IR has no published URI for workers; compile with the "
