@@ -29,6 +29,7 @@ from zenml_bridge.redact import redact_text
 
 #: Set by backends so runs show where they ran (``airflow``, ``kubeflow``).
 ENV_BACKEND = "ZENML_BRIDGE_BACKEND"
+DONE = ("completed", "cached")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,12 +93,12 @@ def _code_archive(uri: str | None, sha256: str | None) -> None:
         sys.path.insert(0, path)
 
 
-def _kfp_outputs(executor_input: str | None, result: Any) -> None:
+def _kfp_outputs(executor_input: str | None, result: Any, stack: Any, run_id: str) -> None:
     if not executor_input:
         return
-    from zenml_bridge.runtime import kfp_io  # type: ignore[attr-defined]
+    from zenml_bridge.runtime import kfp_io
 
-    kfp_io.write_kfp_outputs(executor_input, result)
+    kfp_io.write_task_outputs(executor_input, result, stack, run_id)
 
 
 def run_step_command(args: argparse.Namespace) -> int:
@@ -123,13 +124,17 @@ def run_step_command(args: argparse.Namespace) -> int:
             + did_you_mean(args.step, pipeline.step_names)
             + f" Its steps: {', '.join(pipeline.step_names)}."
         ) from None
+    received: dict[str, Any] = {}
     if args.kfp_executor_input:
-        # KFP passes the run's parameters, typed, in its executor input (a JSON object built
+        # KFP passes this step's parameters, typed, in its executor input (a JSON object built
         # from placeholders would break on quotes in string values).
         from zenml_bridge.runtime import kfp_io
 
-        overrides = {**kfp_io.read_parameters(args.kfp_executor_input, pipeline), **overrides}
-    parameters = ir.check_run_parameters(pipeline, overrides)
+        parameters, received = kfp_io.run_parameters(
+            args.kfp_executor_input, pipeline, step, overrides
+        )
+    else:
+        parameters = ir.check_run_parameters(pipeline, overrides)
     stack = open_stack(load_settings())
     store = stack.metadata
     backend = "kubeflow" if args.kfp_executor_input else os.environ.get(ENV_BACKEND, "entrypoint")
@@ -142,12 +147,14 @@ def run_step_command(args: argparse.Namespace) -> int:
         code_archive_sha256=args.code_archive_sha256,
         backend=backend,
     )
+    if args.kfp_executor_input:
+        kfp_io.merge_run_parameters(store, args.run_id, received)
     states = store.step_runs(args.run_id)
     mine = states.get(step.name)
     if mine is not None and mine["status"] in ("completed", "cached"):
         print(f"step '{step.name}' of run {args.run_id} is already {mine['status']}")
         store.complete_run_if_done(args.run_id, len(pipeline.steps))
-        _kfp_outputs(args.kfp_executor_input, _result_of(step.name, mine))
+        _kfp_outputs(args.kfp_executor_input, _result_of(step.name, mine), stack, args.run_id)
         return 0
     previous = int(mine["attempt"]) if mine is not None else 0
     started = time.time()
@@ -184,7 +191,7 @@ def run_step_command(args: argparse.Namespace) -> int:
     done = store.complete_run_if_done(args.run_id, len(pipeline.steps))
     if done and stack.tracker is not None and run_info is not None:
         stack.tracker.call("on_run_end", run_info, "completed")
-    _kfp_outputs(args.kfp_executor_input, result)
+    _kfp_outputs(args.kfp_executor_input, result, stack, args.run_id)
     return 0
 
 
@@ -229,12 +236,13 @@ def _prepare(
 
     store = stack.metadata
     kfp_upstream: dict[str, Any] = {}
-    if args.kfp_executor_input:
+    waiting = [n for n in step.upstream if (states.get(n) or {}).get("status") not in DONE]
+    if args.kfp_executor_input and waiting:
         from zenml_bridge.runtime import kfp_io
 
         # The upstream outputs are in its input artifacts' metadata (for upstream tasks KFP
-        # served from its own cache).
-        kfp_upstream = kfp_io.read_upstream(args.kfp_executor_input, step)
+        # served from its own cache), checked against the metadata store.
+        kfp_upstream = kfp_io.read_upstream(args.kfp_executor_input, step, store)
     upstream: dict[str, Any] = {}
     for name in step.upstream:
         state = states.get(name)

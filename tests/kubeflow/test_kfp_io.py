@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import re
@@ -45,6 +46,11 @@ def _pipeline() -> ir.Pipeline:
                 source_line=2,
                 code_hash="0" * 64,
                 inputs=(
+                    ir.InputRef.of_parameter("n", "rows", "int"),
+                    ir.InputRef.of_parameter("ratio", "ratio", "float"),
+                    ir.InputRef.of_parameter("label", "label", "str"),
+                    ir.InputRef.of_parameter("anything", "anything"),
+                    ir.InputRef.of_parameter("maybe", "maybe", "int | None"),
                     ir.InputRef.of_output("values", "make", "output"),
                     ir.InputRef.of_output("parts.0", "other", "train"),
                 ),
@@ -71,18 +77,41 @@ def _executor_input(tmp_path: Path, **inputs: object) -> dict:
 
 
 def test_parameters_come_back_in_the_ir_types(tmp_path: Path) -> None:
+    # A task's inputs are keyed by the step's argument names ('n' reads parameter 'rows').
     data = _executor_input(
         tmp_path,
-        parameterValues={"rows": 3.0, "ratio": 2, "label": "5", "anything": "[1, 2]", "maybe": 4.0},
+        parameterValues={"n": 3.0, "ratio": 2, "label": "5", "anything": "[1, 2]", "maybe": 4.0},
     )
-    values = kfp_io.read_parameters(json.dumps(data), _pipeline())
+    pipeline = _pipeline()
+    values = kfp_io.read_parameters(json.dumps(data), pipeline, pipeline.steps[0])
     assert values == {"rows": 3, "ratio": 2.0, "label": "5", "anything": [1, 2], "maybe": 4}
     assert type(values["rows"]) is int and type(values["ratio"]) is float
 
 
 def test_missing_parameters_keep_their_defaults(tmp_path: Path) -> None:
-    values = kfp_io.read_parameters(_executor_input(tmp_path), _pipeline())
+    pipeline = _pipeline()
+    values, received = kfp_io.run_parameters(
+        _executor_input(tmp_path), pipeline, pipeline.steps[0], {}
+    )
     assert values == {"rows": 10, "ratio": 0.5, "label": "x", "anything": None, "maybe": None}
+    assert received == {}
+
+
+def test_a_required_parameter_another_step_reads_is_not_missing(tmp_path: Path) -> None:
+    pipeline = _pipeline()
+    required = ir.Parameter(name="other", type="int", required=True)
+    pipeline = dataclasses.replace(pipeline, parameters=(*pipeline.parameters, required))
+    values, received = kfp_io.run_parameters(
+        _executor_input(tmp_path, parameterValues={"n": 4}), pipeline, pipeline.steps[0], {}
+    )
+    assert received == {"rows": 4} and "other" not in values
+
+
+def test_a_parameter_of_the_wrong_type_is_refused(tmp_path: Path) -> None:
+    pipeline = _pipeline()
+    data = _executor_input(tmp_path, parameterValues={"n": "many"})
+    with pytest.raises(ir.BridgeError, match="rows"):
+        kfp_io.run_parameters(data, pipeline, pipeline.steps[0], {})
 
 
 def test_upstream_outputs_come_from_input_artifact_metadata(tmp_path: Path) -> None:

@@ -90,7 +90,8 @@ def test_one_component_executor_and_task_per_step_with_all_upstreams(
     for step in pipeline.steps:
         task = tasks[ir.k8s_name(step.name)]
         assert task.get("dependentTasks", []) == [ir.k8s_name(u) for u in step.upstream]
-        assert task["cachingOptions"] == {"enableCache": step.cache}
+        # KFP's own cache is off unless --kfp-caching on (ours serves unchanged steps).
+        assert task["cachingOptions"] == {"enableCache": False}
         args = spec["deploymentSpec"]["executors"][f"exec-{ir.k8s_name(step.name)}"]["container"]
         assert args["args"][args["args"].index("--step") + 1] == step.name
         assert DNS_LABEL.fullmatch(ir.k8s_name(step.name))
@@ -100,7 +101,9 @@ def test_after_edge_and_cache_off_are_explicit(tmp_path: Path) -> None:
     spec = documents(compile_text(shape_pipeline("diamond").to_ir(), tmp_path))[0]
     tasks = spec["root"]["dag"]["tasks"]
     assert tasks["report"]["dependentTasks"] == ["bottom"]
-    assert "inputs" not in tasks["report"]  # order only, no data
+    # order only, no data: the only input is the run uuid
+    assert list(tasks["report"]["inputs"]["parameters"]) == ["zenml_bridge_run_uuid"]
+    assert "artifacts" not in tasks["report"]["inputs"]
     assert tasks["bottom"]["cachingOptions"] == {"enableCache": False}
     assert tasks["bottom"]["dependentTasks"] == ["left", "right"]
 
@@ -123,11 +126,25 @@ def test_parameters_become_typed_root_inputs_and_p_overrides_defaults(tmp_path: 
         "defaultValue": [0.5, 0.5],
         "isOptional": True,
     }
+    # Each task gets only the parameters its step reads (plus the run uuid).
     generate = spec["root"]["dag"]["tasks"]["generate"]["inputs"]["parameters"]
-    names = [p.name for p in pipeline.parameters]  # every task sees the run's parameters
-    assert generate == {p: {"componentInputParameter": p} for p in names}
-    component = spec["components"]["comp-summarize"]["inputDefinitions"]["parameters"]
-    assert component["label"] == {"parameterType": "STRING"}
+    uuid = {"runtimeValue": {"constant": "{{$.pipeline_job_uuid}}"}}
+    assert generate == {
+        "rows": {"componentInputParameter": "rows"},
+        "seed": {"componentInputParameter": "seed"},
+        "label": {"componentInputParameter": "label"},
+        "zenml_bridge_run_uuid": uuid,
+    }
+    component = spec["components"]["comp-generate"]["inputDefinitions"]["parameters"]
+    assert component["label"] == {
+        "parameterType": "STRING",
+        "defaultValue": "x\ny: 'z'",
+        "isOptional": True,
+    }
+    # Literals are inputs too (runtime-value constants, with their value as default).
+    summarize = spec["root"]["dag"]["tasks"]["summarize"]["inputs"]["parameters"]
+    assert summarize["options"] == {"runtimeValue": {"constant": {"enabled": True}}}
+    assert set(summarize) == {"options", "weights", "zenml_bridge_run_uuid"}
 
 
 def test_unknown_p_parameter_is_refused(tmp_path: Path) -> None:
@@ -145,9 +162,14 @@ def test_retries_resources_env_and_timeout(tmp_path: Path) -> None:
         "maxRetryCount": 1,
         "backoffDuration": "10s",
         "backoffFactor": 2.0,
+        "backoffMaxDuration": "3600s",  # always written, as the kfp SDK does
     }
     container = spec["deploymentSpec"]["executors"]["exec-generate"]["container"]
-    assert container["resources"] == {
+    assert container["resources"] == {  # both generations, as the kfp SDK writes them
+        "cpuLimit": 0.5,
+        "cpuRequest": 0.5,
+        "memoryLimit": 1.073741824,
+        "memoryRequest": 1.073741824,
         "resourceCpuLimit": "500m",
         "resourceCpuRequest": "500m",
         "resourceMemoryLimit": "1Gi",
@@ -195,6 +217,8 @@ def test_kubernetes_settings_go_to_the_platform_spec(tmp_path: Path) -> None:
     }
     container = spec["deploymentSpec"]["executors"]["exec-load"]["container"]
     assert container["resources"]["accelerator"] == {
+        "type": "amd.com/gpu",
+        "count": 2,
         "resourceType": "amd.com/gpu",
         "resourceCount": "2",
     }
@@ -461,3 +485,23 @@ def test_unwritable_out_is_refused_before_publishing(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
     assert "Pass an --out path in a folder you can write to" in done.stderr
     assert not (tmp_path / "artifacts").exists()  # nothing published
+
+
+def test_validation_parses_every_distinct_structure(tmp_path: Path) -> None:
+    """Entries that differ only in free text parse alike and are parsed once; a wrongly typed
+    value in any step (not only the first) still fails the compile."""
+    from zenml_bridge.compilers.kubeflow_spec import _shape
+
+    assert _shape({"args": ["--step", "a"], "cpuLimit": 0.5}) == _shape(
+        {"args": ["--step", "b"], "cpuLimit": 0.5}
+    )
+    assert _shape({"x": "1"}) != _shape({"x": 1})
+    assert _shape({"parameterType": "STRING"}) != _shape({"parameterType": "STRUCT"})
+    pipeline = shape_pipeline("linear").to_ir()
+    last = dataclasses.replace(
+        pipeline.steps[-1],
+        settings={"kubernetes": {"tolerations": [{"key": "g", "toleration_seconds": "soon"}]}},
+    )
+    broken = dataclasses.replace(pipeline, steps=(*pipeline.steps[:-1], last))
+    with pytest.raises(ir.BridgeError, match=re.escape("Kubernetes settings of exec-total")):
+        compile_text(broken, tmp_path)

@@ -75,3 +75,76 @@ def test_scalars_are_readable() -> None:
     assert scalar("{{$}}", "") == '"{{$}}"'
     assert scalar(1e-05, "") == "1.0e-05"
     assert scalar("a\nb\n", "  ") == "|\n  a\n  b"
+
+
+# -- YAML 1.2 (what the KFP API server's Go parser and ruamel.yaml read) ----------------------
+
+NUMERIC_LOOKING = st.one_of(
+    st.sampled_from(
+        [
+            "1e3",
+            "1E3",
+            "-1e-3",
+            "0o17",
+            "0x1F",
+            ".5",
+            "5.",
+            "+1",
+            "-0",
+            ".inf",
+            "-.Inf",
+            ".NaN",
+            "null",
+            "Null",
+            "NULL",
+            "~",
+            "true",
+            "True",
+            "FALSE",
+            "yes",
+            "no",
+            "on",
+            "off",
+            "y",
+            "1_000",
+            "1:20",
+            "2001-12-14",
+            "0b101",
+            "012",
+            "1.0e+5",
+            "",
+            "2.1.0",
+            "v1",
+        ]
+    ),  # fmt: skip
+    st.from_regex(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?", fullmatch=True),
+    st.from_regex(r"0o[0-7]{1,4}|0x[0-9a-fA-F]{1,4}", fullmatch=True),
+    TEXT,
+)
+
+
+def _yaml12() -> object:
+    from ruamel.yaml import YAML
+
+    parser = YAML(typ="safe", pure=True)
+    parser.version = (1, 2)
+    return parser
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(NUMERIC_LOOKING, max_size=8), st.dictionaries(NUMERIC_LOOKING, TEXT, max_size=4))
+def test_strings_stay_strings_for_a_yaml_1_2_parser(items: list[str], mapping: dict) -> None:
+    text = dump_documents([{"items": items, "mapping": mapping}])
+    loaded = _yaml12().load("%YAML 1.2\n---\n" + text)  # type: ignore[attr-defined]
+    assert loaded == {"items": items, "mapping": mapping}, text
+
+
+def test_numbers_keep_their_types_for_a_yaml_1_2_parser() -> None:
+    data = {"i": 3, "f": 0.25, "e": 1e-05, "big": 1e300, "b": True, "n": None}
+    loaded = _yaml12().load("%YAML 1.2\n---\n" + dump_documents([data]))  # type: ignore[attr-defined]
+    assert loaded == data and type(loaded["f"]) is float and type(loaded["i"]) is int
+
+
+def test_numeric_looking_strings_are_quoted() -> None:
+    for text in ("1e3", "0o17", ".inf", "yes", "null"):
+        assert scalar(text, "") == f'"{text}"'

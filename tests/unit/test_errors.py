@@ -296,9 +296,9 @@ def test_after_with_an_unknown_step_name() -> None:
 def test_unknown_step_option() -> None:
     with raises(
         f"@step has no option 'retry' ({HERE}:{at('bad-option').split(':')[-1]}). Did you mean "
-        "'retries'? Options: retries, retry_delay, retry_backoff, cache, cache_salt, cache_code, "
-        "cache_env, timeout, cpu, memory, gpu, image, env, allow_pickle, settings, on_failure, "
-        "on_success."
+        "'retries'? Options: retries, retry_delay, retry_backoff, max_retry_delay, cache, "
+        "cache_salt, cache_code, cache_env, timeout, cpu, memory, gpu, image, env, allow_pickle, "
+        "settings, on_failure, on_success."
     ):
         step(retry=2)(lambda: 1)  # type: ignore[call-overload]  # bad-option
 

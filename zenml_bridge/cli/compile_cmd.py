@@ -55,6 +55,12 @@ def register(subparsers: Any) -> None:
         help="Airflow: the Python that runs steps on workers (default: $ZENML_BRIDGE_PYTHON "
         "on the worker, else python)",
     )
+    parser.add_argument(
+        "--kfp-caching",
+        default="off",
+        choices=("on", "off"),
+        help="Kubeflow: KFP's own task cache (default: off; our cache serves unchanged steps)",
+    )
     parser.set_defaults(handler=_compile)
 
 
@@ -75,6 +81,8 @@ def _compile(args: argparse.Namespace) -> int:
         code_archive=args.code_archive,
         extra={"python": args.worker_python} if args.worker_python else {},
     )
+    if args.target == "kubeflow":
+        options = _kubeflow_extra(options, args)
     if args.target == "ir":
         result = compiler.compile(pipeline, options)
     else:
@@ -84,7 +92,7 @@ def _compile(args: argparse.Namespace) -> int:
         options = _publish(pipeline, options)
         result = compiler.finish(prepared, options)
     for warning in result.warnings:
-        print(f"warning: {warning}")
+        print(warning)  # a Problem prints its own "warning:" prefix
     for path in result.paths:
         print(f"wrote {path}")
     for note in result.notes:
@@ -130,3 +138,14 @@ def _publish(pipeline: Any, options: Any) -> Any:
     if is_local_url(root):
         print(f"note: the IR is stored under the local folder {root}; workers must see that path")
     return dataclasses.replace(options, **changes)
+
+
+def _kubeflow_extra(options: Any, args: argparse.Namespace) -> Any:
+    """Kubeflow's own options: KFP caching and the artifact root workers will read from."""
+    import dataclasses
+
+    from zenml_bridge.config import load_settings
+
+    root = load_settings().artifact_root
+    extra = {**options.extra, "kfp_caching": args.kfp_caching, "worker_artifact_root": root}
+    return dataclasses.replace(options, extra=extra)

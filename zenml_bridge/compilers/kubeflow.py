@@ -1,26 +1,27 @@
 """The ``kubeflow`` target: a Kubeflow Pipelines v2 PipelineSpec (YAML) from the pipeline IR.
 
-The spec is built as plain dicts in KFP's own JSON field names and validated against the real
-protobuf messages of ``kfp-pipeline-spec`` (and ``kfp-kubernetes`` when installed) before it is
-dumped. Dicts rather than protobuf objects because proto3 drops default values when turned back
-into data (``enableCache: false`` would vanish, and caching must be written explicitly) and
-because dicts dump to YAML several times faster. Nothing is text-templated: user text is only
-ever a YAML scalar, escaped by the YAML emitter.
+The spec is built as plain dicts in KFP's own JSON field names (:mod:`.kubeflow_spec`) and
+validated against the real protobuf messages of ``kfp-pipeline-spec`` (and ``kfp-kubernetes``
+when installed) before it is dumped. Dicts rather than protobuf objects because proto3 drops
+default values when turned back into data (``enableCache: false`` would vanish, and caching
+must be written explicitly) and because dicts dump to YAML several times faster. Nothing is
+text-templated: user text is only ever a YAML scalar, escaped by the YAML emitter.
 
-Each step becomes one component, one executor and one task. Executors call our entrypoint; the
-pipeline's parameters arrive in the executor input (``{{$}}``), typed by KFP, and the run id is
-derived from KFP's pipeline job id so that every task of a KFP run records into the same run.
+Each step becomes one component, one executor and one task. Executors call our entrypoint; a
+task's parameters arrive in the executor input (``{{$}}``), typed by KFP, and the run id comes
+from KFP's run uuid (a task input the driver resolves), so that every task of a KFP run records
+into the same run of ours and every KFP run into its own.
 """
 
 from __future__ import annotations
 
 import json
 import keyword
-import math
 from pathlib import Path
 from typing import Any, ClassVar
 
 from zenml_bridge import ir
+from zenml_bridge.compilers import kubeflow_checks as checks
 from zenml_bridge.compilers.base import (
     CompileOptions,
     Compiler,
@@ -29,27 +30,16 @@ from zenml_bridge.compilers.base import (
     quantity_problem,
     write_atomic,
 )
-
-SCHEMA_VERSION = "2.1.0"
-ARTIFACT_TYPE = {"schemaTitle": "system.Artifact", "schemaVersion": "0.0.1"}
-#: Every task of one KFP run records into our run ``kfp-<KFP job uuid>``.
-RUN_ID = "kfp-{{$.pipeline_job_uuid}}"
-EXECUTOR_INPUT = "{{$}}"
-ENTRYPOINT_COMMAND = ("python", "-m", "zenml_bridge.entrypoint")
-DEFAULT_LIGHTWEIGHT_IMAGE = "python:3.11"
-#: The lightweight executor runs this fixed module through ``kfp.dsl.executor_main``, the way
-#: KFP runs its own Python components; it holds no user text (arguments travel as data).
-LIGHTWEIGHT_FUNCTION = "zenml_bridge_step"
-LIGHTWEIGHT_SOURCE = (
-    "from zenml_bridge.runtime.kfp_io import lightweight_function\n\n"
-    f"{LIGHTWEIGHT_FUNCTION} = lightweight_function()\n"
+from zenml_bridge.compilers.kubeflow_spec import (
+    METRICS_OUTPUT,
+    RUN_UUID_INPUT,
+    build_spec,
+    dump_yaml,
+    input_key,
+    output_parameter_type,
+    root_output_key,
+    validate,
 )
-LIGHTWEIGHT_SCRIPT = (
-    'program_path=$(mktemp -d)\nprintf "%s" "$0" > "$program_path/ephemeral_component.py"\n'
-    "_KFP_RUNTIME=true python3 -m kfp.dsl.executor_main --component_module_path "
-    '"$program_path/ephemeral_component.py" "$@"\n'
-)
-LIGHTWEIGHT_ARGV_FLAG = "--zenml-bridge-run-step"
 
 KUBERNETES_KEYS = (
     "node_selector",
@@ -71,37 +61,8 @@ PRESETS = {  # KFP's cron has a seconds field first.
     "@yearly": "0 0 0 1 1 *",
     "@annually": "0 0 0 1 1 *",
 }
-PARAMETER_TYPES = {
-    "int": "NUMBER_INTEGER",
-    "float": "NUMBER_DOUBLE",
-    "str": "STRING",
-    "bool": "BOOLEAN",
-    "list": "LIST",
-    "tuple": "LIST",
-    "dict": "STRUCT",
-}
-
-
-def parameter_type(parameter: ir.Parameter) -> str:
-    """The KFP ``parameterType`` of a pipeline parameter, from its annotation or its default."""
-    options = [t.strip() for t in parameter.type.split("|") if t.strip() != "None"]
-    if len(options) == 1:
-        base = options[0].split("[", 1)[0].strip()
-        if base in PARAMETER_TYPES:
-            return PARAMETER_TYPES[base]
-    value = parameter.default
-    if isinstance(value, bool):
-        return "BOOLEAN"
-    if isinstance(value, int):
-        return "NUMBER_INTEGER"
-    if isinstance(value, float):
-        return "NUMBER_DOUBLE"
-    if isinstance(value, list):
-        return "LIST"
-    if isinstance(value, dict):
-        return "STRUCT"
-    # Any without a usable default: the runtime reads the text as JSON when it parses.
-    return "STRING"
+#: ``--kfp-caching``: KFP's own cache is off unless asked for (ours serves unchanged steps).
+KFP_CACHING = ("off", "on")
 
 
 def kfp_cron(schedule: str) -> str | None:
@@ -112,14 +73,9 @@ def kfp_cron(schedule: str) -> str | None:
     return "0 " + " ".join(fields) if len(fields) == 5 else None
 
 
-def duration(seconds: float) -> str:
-    """A protobuf Duration in its JSON form: ``5s``, ``0.5s``."""
-    return f"{int(seconds)}s" if float(seconds).is_integer() else f"{seconds:.9f}".rstrip("0") + "s"
-
-
-def artifact_key(input_name: str) -> str:
-    """KFP input key of a data input; ``parts.0`` (a ``*args`` item) becomes ``parts-0``."""
-    return input_name.replace(".", "-")
+def kfp_caching(options: CompileOptions) -> bool:
+    """True when the compile asked for KFP's own caching (``--kfp-caching on``)."""
+    return str(options.extra.get("kfp_caching", "off")) == "on"
 
 
 class KubeflowCompiler(Compiler):
@@ -151,29 +107,9 @@ class KubeflowCompiler(Compiler):
         super().preflight(pipeline, options)
 
     def check(self, pipeline: ir.Pipeline, options: CompileOptions) -> list[Problem]:
-        problems = []
-        if pipeline.schedule:
-            cron = kfp_cron(pipeline.schedule)
-            sidecar = self.schedule_path(self.out_path(pipeline, options)).name
-            problems.append(
-                _error(None, "schedule", f"{pipeline.schedule!r} has no cron form for KFP "
-                       "recurring runs; use a five-field cron or @hourly/@daily/@weekly/...")
-                if cron is None
-                else Problem("warning", None, "schedule", "a PipelineSpec cannot hold a "
-                             f"schedule; it is written beside the output as {sidecar} (cron "
-                             f"{cron!r}) for a KFP recurring run")
-            )  # fmt: skip
-        if options.executor not in self.EXECUTORS:
-            problems.append(
-                _error(None, "executor", f"unknown executor {options.executor!r}; use one of "
-                       f"{', '.join(self.EXECUTORS)}")
-            )  # fmt: skip
-        if not options.ir_uri:
-            problems.append(
-                _error(None, "ir", "the IR has no published URI for workers; compile with the "
-                       "CLI (zenml-bridge compile ... --target kubeflow), which stores it first")
-            )  # fmt: skip
+        problems = self._check_pipeline(pipeline, options)
         seen: dict[str, str] = {}
+        outputs: dict[str, str] = {}
         for step in pipeline.steps:
             key = ir.k8s_name(step.name)
             if key in seen:
@@ -182,24 +118,123 @@ class KubeflowCompiler(Compiler):
                            f"'{seen[key]}'; rename one of them")
                 )  # fmt: skip
             seen.setdefault(key, step.name)
-            if options.executor == "container" and not (step.image or options.image):
-                problems.append(
-                    _error(step.name, "image", "a container executor needs an image with "
-                           "zenml-bridge installed; pass --image IMAGE or set @step(image=...)")
-                )  # fmt: skip
-            for what, quantity in (("cpu", step.resources.cpu), ("memory", step.resources.memory)):
-                problem = None if quantity is None else quantity_problem(step.name, what, quantity)
-                if problem:
-                    problems.append(problem)
-            if options.executor == "lightweight":
-                problems += [
-                    _error(step.name, "outputs", f"output name {o.name!r} cannot be a Python "
-                           "argument name, which the lightweight executor needs; rename it")
-                    for o in step.outputs
-                    if not o.name.isidentifier() or keyword.iskeyword(o.name)
-                ]  # fmt: skip
-            problems += _check_kubernetes(step)
+            for output in step.outputs:
+                exposed = root_output_key(step.name, output.name)
+                if exposed in outputs:
+                    problems.append(
+                        _error(step.name, "outputs", f"output {output.name!r} is exposed as the "
+                               f"pipeline output {exposed!r} like one of step "
+                               f"'{outputs[exposed]}'; rename one of them")
+                    )  # fmt: skip
+                outputs.setdefault(exposed, step.name)
+            problems += self._check_step(step, options)
         return problems
+
+    def _check_pipeline(self, pipeline: ir.Pipeline, options: CompileOptions) -> list[Problem]:
+        problems = []
+        if pipeline.schedule:
+            cron = kfp_cron(pipeline.schedule)
+            reason = (
+                checks.cron_problem(pipeline.schedule) if pipeline.schedule not in PRESETS else None
+            )
+            sidecar = self.schedule_path(self.out_path(pipeline, options)).name
+            if cron is None or reason:
+                problems.append(
+                    _error(None, "schedule", f"{pipeline.schedule!r} is not a cron KFP can run"
+                           f" ({reason or 'no cron form'}); use a five-field cron or "
+                           "@hourly/@daily/@weekly/...")
+                )  # fmt: skip
+            else:
+                problems.append(
+                    Problem("warning", None, "schedule", "a PipelineSpec cannot hold a "
+                            f"schedule; it is written beside the output as {sidecar} (cron "
+                            f"{cron!r}) for a KFP recurring run")
+                )  # fmt: skip
+        if options.executor not in self.EXECUTORS:
+            problems.append(
+                _error(None, "executor", f"unknown executor {options.executor!r}; use one of "
+                       f"{', '.join(self.EXECUTORS)}")
+            )  # fmt: skip
+        caching = str(options.extra.get("kfp_caching", "off"))
+        if caching not in KFP_CACHING:
+            problems.append(
+                _error(None, "kfp_caching", f"{caching!r} is not 'on' or 'off'; pass "
+                       "--kfp-caching on|off")
+            )  # fmt: skip
+        if caching == "on" and options.executor == "lightweight":
+            problems.append(
+                Problem("warning", None, "kfp_caching", "kfp.local's cache key leaves out the "
+                        "run uuid (KFP's backend keeps it in), so kfp.local serves whole runs "
+                        "from its cache and they are not recorded; test with --kfp-caching off")
+            )  # fmt: skip
+        if not options.ir_uri:
+            problems.append(
+                _error(None, "ir", "the IR has no published URI for workers; compile with the "
+                       "CLI (zenml-bridge compile ... --target kubeflow), which stores it first")
+            )  # fmt: skip
+        if options.image and (reason := checks.image_problem(options.image)):
+            problems.append(_error(None, "--image", f"{reason}; fix --image"))
+        root = options.extra.get("worker_artifact_root")
+        if options.executor == "container" and root and _is_local(str(root)):
+            problems.append(
+                Problem("warning", None, "artifact root", f"{root} is a local folder: the IR, "
+                        "code and artifacts are stored there, and KFP's pods only see them if "
+                        "every pod mounts it at that path; use an s3:// or gs:// artifact root "
+                        "(ZENML_BRIDGE_ARTIFACT_ROOT) for a cluster")
+            )  # fmt: skip
+        return problems
+
+    def _check_step(self, step: ir.Step, options: CompileOptions) -> list[Problem]:
+        problems = []
+        if options.executor == "container" and not (step.image or options.image):
+            problems.append(
+                _error(step.name, "image", "a container executor needs an image with "
+                       "zenml-bridge installed; pass --image IMAGE or set @step(image=...)")
+            )  # fmt: skip
+        if step.image and (reason := checks.image_problem(step.image)):
+            problems.append(_error(step.name, "image", f"{reason}; fix @step(image=...)"))
+        for what, quantity in (("cpu", step.resources.cpu), ("memory", step.resources.memory)):
+            problem = None if quantity is None else quantity_problem(step.name, what, quantity)
+            if problem:
+                problems.append(problem)
+        keys = [input_key(ref.name) for ref in step.inputs]
+        if RUN_UUID_INPUT in keys:
+            problems.append(
+                _error(step.name, "inputs", f"the argument name {RUN_UUID_INPUT!r} is reserved "
+                       "for the KFP run id; rename the argument")
+            )  # fmt: skip
+        clashes = sorted({k for k in keys if keys.count(k) > 1})
+        if clashes:
+            problems.append(
+                _error(step.name, "inputs", f"arguments {', '.join(clashes)} map to the same "
+                       "KFP input name (a '.' becomes '-'); rename one of them")
+            )  # fmt: skip
+        if any(o.name == METRICS_OUTPUT for o in step.outputs):
+            problems.append(
+                _error(step.name, "outputs", f"the output name {METRICS_OUTPUT!r} is reserved "
+                       "for the step's logged metrics in KFP; rename the output")
+            )  # fmt: skip
+        retry = step.retry
+        if retry.max_retries and not float(retry.backoff_factor).is_integer():
+            problems.append(
+                _error(step.name, "retry_backoff", f"{retry.backoff_factor} is not a whole "
+                       "number; KFP's Argo backend reads the backoff factor as an integer and "
+                       "fails the task otherwise. Use 1, 2, 3, ...")
+            )  # fmt: skip
+        if retry.max_retries and not float(retry.delay_s).is_integer():
+            problems.append(
+                Problem("warning", step.name, "retry_delay", f"{retry.delay_s}s: KFP's Argo "
+                        "backend keeps whole seconds of the backoff only")
+            )  # fmt: skip
+        if options.executor == "lightweight":
+            problems += [
+                _error(step.name, "outputs", f"output name {o.name!r} cannot be a Python "
+                       "argument name, which the lightweight executor needs; rename it")
+                for o in step.outputs
+                if not output_parameter_type(o)
+                and (not o.name.isidentifier() or keyword.iskeyword(o.name))
+            ]  # fmt: skip
+        return problems + _check_kubernetes(step)
 
     # -- output -----------------------------------------------------------------------------
 
@@ -218,15 +253,21 @@ class KubeflowCompiler(Compiler):
         out = self.out_path(pipeline, options)
         write_atomic(out, dump_yaml(pipeline, spec, platform))
         paths = [out]
-        notes = [f"upload {out.name} in the KFP UI or with kfp.Client().upload_pipeline(...)"]
+        if options.executor == "lightweight":
+            notes = [
+                f"{out.name} uses the lightweight executor, made for testing with kfp.local "
+                "(docs/kubeflow.md); for a cluster compile without --executor lightweight and "
+                "with --image"
+            ]
+        else:
+            notes = [f"upload {out.name} in the KFP UI or with kfp.Client().upload_pipeline(...)"]
         if pipeline.schedule:
             sidecar = self.schedule_path(out)
-            cron = kfp_cron(pipeline.schedule)
             schedule = {
                 "pipeline": spec["pipelineInfo"]["name"],
                 "pipeline_package_path": out.name,
                 "schedule": pipeline.schedule,
-                "cron_expression": cron,
+                "cron_expression": kfp_cron(pipeline.schedule),
                 "how": "kfp.Client().create_recurring_run(experiment_id, job_name, "
                 "cron_expression=..., pipeline_package_path=...)",
             }
@@ -238,192 +279,11 @@ class KubeflowCompiler(Compiler):
         self, pipeline: ir.Pipeline, options: CompileOptions
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """The PipelineSpec and the PlatformSpec as plain data (KFP's JSON field names)."""
-        parameters = {p.name: p for p in pipeline.parameters}
-        components: dict[str, Any] = {}
-        executors: dict[str, Any] = {}
-        tasks: dict[str, Any] = {}
-        platform_executors: dict[str, Any] = {}
-        ir_sha256 = options.ir_sha256 or ir.sha256(pipeline)
-        for step in pipeline.steps:
-            name = ir.k8s_name(step.name)
-            component, task = self._component_and_task(step, parameters)
-            components[f"comp-{name}"] = component
-            task["componentRef"] = {"name": f"comp-{name}"}
-            task["taskInfo"] = {"name": name}
-            tasks[name] = task
-            executors[f"exec-{name}"] = {
-                "container": self._container(step, options, str(options.ir_uri), ir_sha256)
-            }
-            kubernetes = self._kubernetes(step)
-            if kubernetes:
-                platform_executors[f"exec-{name}"] = kubernetes
-        root: dict[str, Any] = {"dag": {"tasks": tasks}}
-        if parameters:
-            root["inputDefinitions"] = {
-                "parameters": {p.name: _root_parameter(p) for p in pipeline.parameters}
-            }
-        info = {"name": ir.k8s_name(pipeline.name), "displayName": pipeline.name}
-        if pipeline.description:
-            info["description"] = pipeline.description
-        spec = {
-            "components": components,
-            "deploymentSpec": {"executors": executors},
-            "pipelineInfo": info,
-            "root": root,
-            "schemaVersion": SCHEMA_VERSION,
-            "sdkVersion": "zenml-bridge",
-        }
-        platform: dict[str, Any] = {}
-        if platform_executors:
-            platform = {
-                "platforms": {"kubernetes": {"deploymentSpec": {"executors": platform_executors}}}
-            }
-        return spec, platform
+        return build_spec(pipeline, options, kfp_caching(options))
 
-    def _component_and_task(
-        self, step: ir.Step, parameters: dict[str, ir.Parameter]
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        inputs_def: dict[str, Any] = {}
-        task_inputs: dict[str, Any] = {}
-        # Every task gets every pipeline parameter: the first task of a run records the run's
-        # parameters, and each step's cache key (ours) still uses only the values it reads.
-        used = list(parameters)
-        if used:
-            inputs_def["parameters"] = {
-                p: {"parameterType": parameter_type(parameters[p])}
-                | ({"isOptional": True} if parameters[p].default is None else {})
-                for p in used
-            }
-            task_inputs["parameters"] = {p: {"componentInputParameter": p} for p in used}
-        data = [ref for ref in step.inputs if ref.kind == "output"]
-        if data:
-            inputs_def["artifacts"] = {
-                artifact_key(ref.name): {"artifactType": ARTIFACT_TYPE} for ref in data
-            }
-            task_inputs["artifacts"] = {
-                artifact_key(ref.name): {
-                    "taskOutputArtifact": {
-                        "outputArtifactKey": ref.output,
-                        "producerTask": ir.k8s_name(str(ref.step)),
-                    }
-                }
-                for ref in data
-            }
-        component: dict[str, Any] = {"executorLabel": f"exec-{ir.k8s_name(step.name)}"}
-        if inputs_def:
-            component["inputDefinitions"] = inputs_def
-        if step.outputs:
-            component["outputDefinitions"] = {
-                "artifacts": {o.name: {"artifactType": ARTIFACT_TYPE} for o in step.outputs}
-            }
-        task: dict[str, Any] = {"cachingOptions": {"enableCache": step.cache}}
-        if step.upstream:
-            task["dependentTasks"] = [ir.k8s_name(name) for name in step.upstream]
-        if task_inputs:
-            task["inputs"] = task_inputs
-        retry = step.retry
-        if retry.max_retries:
-            task["retryPolicy"] = {
-                "maxRetryCount": retry.max_retries,
-                "backoffDuration": duration(retry.delay_s),
-                "backoffFactor": retry.backoff_factor,
-            } | (
-                {"backoffMaxDuration": duration(retry.max_delay_s)}
-                if retry.max_delay_s is not None
-                else {}
-            )
-        return component, task
 
-    def _container(
-        self, step: ir.Step, options: CompileOptions, ir_uri: str, ir_sha256: str
-    ) -> dict[str, Any]:
-        argv = ["--ir", ir_uri, "--ir-sha256", ir_sha256, "--step", step.name, "--run-id", RUN_ID]
-        if options.code_archive and options.code_archive_uri:
-            argv += [
-                "--code-archive",
-                options.code_archive_uri,
-                "--code-archive-sha256",
-                str(options.code_archive_sha256),
-            ]
-        container: dict[str, Any]
-        if options.executor == "lightweight":
-            container = {
-                "image": step.image or options.image or DEFAULT_LIGHTWEIGHT_IMAGE,
-                "command": ["sh", "-ec", LIGHTWEIGHT_SCRIPT, LIGHTWEIGHT_SOURCE],
-                "args": [
-                    "--executor_input",
-                    EXECUTOR_INPUT,
-                    "--function_to_execute",
-                    LIGHTWEIGHT_FUNCTION,
-                    LIGHTWEIGHT_ARGV_FLAG,
-                    lightweight_argv(argv),
-                ],
-            }
-        else:
-            container = {
-                "image": step.image or options.image,
-                "command": list(ENTRYPOINT_COMMAND),
-                "args": ["run-step", *argv, "--kfp-executor-input", EXECUTOR_INPUT],
-            }
-        env = dict(step.env)
-        if options.metadata_url:
-            env.setdefault("ZENML_BRIDGE_METADATA_URL", options.metadata_url)
-        if options.artifact_root:
-            env.setdefault("ZENML_BRIDGE_ARTIFACT_ROOT", options.artifact_root)
-        if env:
-            container["env"] = [{"name": k, "value": v} for k, v in sorted(env.items())]
-        resources: dict[str, Any] = {}
-        if step.resources.cpu:
-            resources["resourceCpuLimit"] = resources["resourceCpuRequest"] = step.resources.cpu
-        if step.resources.memory:
-            resources["resourceMemoryLimit"] = step.resources.memory
-            resources["resourceMemoryRequest"] = step.resources.memory
-        if step.resources.gpu:
-            gpu = (step.settings.get("kubernetes") or {}).get("gpu_resource", "nvidia.com/gpu")
-            resources["accelerator"] = {
-                "resourceType": gpu,
-                "resourceCount": str(step.resources.gpu),
-            }
-        if resources:
-            container["resources"] = resources
-        return container
-
-    @staticmethod
-    def _kubernetes(step: ir.Step) -> dict[str, Any]:
-        settings = step.settings.get("kubernetes") or {}
-        config: dict[str, Any] = {}
-        if settings.get("node_selector"):
-            config["nodeSelector"] = {"labels": dict(settings["node_selector"])}
-        if settings.get("tolerations"):
-            config["tolerations"] = [
-                {
-                    ("tolerationSeconds" if k == "toleration_seconds" else k): v
-                    for k, v in toleration.items()
-                }
-                for toleration in settings["tolerations"]
-            ]
-        if settings.get("secret_env"):
-            by_secret: dict[str, list[dict[str, str]]] = {}
-            for env_var, ref in sorted(settings["secret_env"].items()):
-                by_secret.setdefault(ref["secret"], []).append(
-                    {"secretKey": ref["key"], "envVar": env_var}
-                )
-            config["secretAsEnv"] = [
-                {"secretName": secret, "keyToEnv": keys} for secret, keys in by_secret.items()
-            ]
-        if settings.get("labels") or settings.get("annotations"):
-            config["podMetadata"] = {
-                k: dict(settings[k]) for k in ("labels", "annotations") if settings.get(k)
-            }
-        if settings.get("image_pull_policy"):
-            config["imagePullPolicy"] = settings["image_pull_policy"]
-        if settings.get("image_pull_secrets"):
-            config["imagePullSecret"] = [
-                {"secretName": name} for name in settings["image_pull_secrets"]
-            ]
-        if step.timeout_s:
-            config["activeDeadlineSeconds"] = math.ceil(step.timeout_s)
-        return config
+def _is_local(url: str) -> bool:
+    return "://" not in url or url.startswith("file://")
 
 
 def _error(step: str | None, setting: str, message: str) -> Problem:
@@ -445,6 +305,13 @@ def _check_kubernetes(step: ir.Step) -> list[Problem]:
             problems.append(
                 _error(step.name, where(name), "must map strings to strings, e.g. {'a': 'b'}")
             )
+            continue
+        for key, item in value.items():
+            reason = checks.qualified_name_problem(key) or (
+                checks.label_value_problem(item) if name != "annotations" else None
+            )
+            if reason:
+                problems.append(_error(step.name, where(name), reason))
     tolerations = settings.get("tolerations", [])
     if not isinstance(tolerations, list) or not all(
         isinstance(t, dict) and set(t) <= set(TOLERATION_KEYS) for t in tolerations
@@ -461,78 +328,32 @@ def _check_kubernetes(step: ir.Step) -> list[Problem]:
             _error(step.name, where("secret_env"), "must map an env var name to "
                    "{'secret': NAME, 'key': KEY}")
         )  # fmt: skip
+    else:
+        for env_var, ref in secret_env.items():
+            reason = (
+                checks.env_name_problem(env_var)
+                or checks.dns_subdomain_problem(ref["secret"], "Secret name")
+                or checks.secret_key_problem(ref["key"])
+            )
+            if reason:
+                problems.append(_error(step.name, where("secret_env"), reason))
     pulls = settings.get("image_pull_secrets", [])
     if not isinstance(pulls, list) or not all(isinstance(n, str) for n in pulls):
         problems.append(_error(step.name, where("image_pull_secrets"), "must be a list of names"))
+    else:
+        problems += [
+            _error(step.name, where("image_pull_secrets"), reason)
+            for n in pulls
+            if (reason := checks.dns_subdomain_problem(n, "Secret name"))
+        ]
+    policy = settings.get("image_pull_policy")
+    if policy is not None and policy not in checks.PULL_POLICIES:
+        problems.append(
+            _error(step.name, where("image_pull_policy"), f"{policy!r} is not one of "
+                   f"{', '.join(checks.PULL_POLICIES)}" + ir.did_you_mean(str(policy),
+                   checks.PULL_POLICIES))
+        )  # fmt: skip
     return problems
-
-
-def _root_parameter(parameter: ir.Parameter) -> dict[str, Any]:
-    spec: dict[str, Any] = {"parameterType": parameter_type(parameter)}
-    if not parameter.required:
-        spec["isOptional"] = True
-        if parameter.default is not None:
-            spec["defaultValue"] = parameter.default
-    return spec
-
-
-def lightweight_argv(argv: list[str]) -> str:
-    """Entrypoint arguments as one JSON element of the lightweight command.
-
-    kfp.local swaps every ``python3`` in a command for its interpreter, so the text is written
-    with that word escaped (``\\u0070ython3``); JSON decodes it back unchanged.
-    """
-    return json.dumps(argv, ensure_ascii=False).replace("python3", "\\u0070ython3")
-
-
-def validate(spec: dict[str, Any], platform: dict[str, Any]) -> None:
-    """Parse the spec strictly into the real protobuf messages before anything is written.
-
-    Raises:
-        BridgeError: a value does not fit KFP's schema (e.g. a wrongly typed Kubernetes
-            setting); the message names the step's executor and the field.
-    """
-    from google.protobuf import json_format
-    from kfp.pipeline_spec import pipeline_spec_pb2 as pb
-
-    try:
-        from kfp.kubernetes import kubernetes_executor_config_pb2 as k8s
-    except ImportError:  # kfp-kubernetes is optional; the platform spec's outline is checked
-        k8s = None
-    # deploymentSpec is a free-form Struct in PipelineSpec: its executors are checked one by one
-    # against ExecutorSpec instead (parsing them twice would double the cost).
-    checks: list[tuple[str, dict[str, Any], Any]] = [
-        ("the PipelineSpec", {**spec, "deploymentSpec": {}}, pb.PipelineSpec)
-    ]
-    for label, executor in spec["deploymentSpec"]["executors"].items():
-        checks.append((f"executor {label}", executor, pb.PipelineDeploymentConfig.ExecutorSpec))
-    if platform:
-        checks.append(("the platform spec", platform, pb.PlatformSpec))
-        configs = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
-        if k8s is not None:
-            for label, config in configs.items():
-                checks.append(
-                    (f"Kubernetes settings of {label}", config, k8s.KubernetesExecutorConfig)
-                )
-    for what, data, message in checks:
-        try:
-            json_format.ParseDict(data, message(), ignore_unknown_fields=False)
-        except json_format.ParseError as exc:
-            raise ir.BridgeError(
-                f"The Kubeflow spec would be invalid: {what}: {exc}. Fix the step setting it "
-                "names (see docs/kubeflow.md for the accepted settings)."
-            ) from None
-
-
-def dump_yaml(pipeline: ir.Pipeline, spec: dict[str, Any], platform: dict[str, Any]) -> str:
-    """The YAML file: a header comment, the PipelineSpec and, if any, the platform spec."""
-    from zenml_bridge.compilers.kubeflow_yaml import dump_documents
-
-    header = (
-        f"# Kubeflow Pipelines v2 spec of pipeline {pipeline.name}, written by zenml-bridge.\n"
-        "# Regenerate it with `zenml-bridge compile`; do not edit.\n"
-    )
-    return header + dump_documents([spec, platform] if platform else [spec])
 
 
 __all__ = ["KubeflowCompiler"]

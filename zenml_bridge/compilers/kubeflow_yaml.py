@@ -1,8 +1,10 @@
 """A small, fast YAML dumper for JSON data (dicts, lists, str, int, float, bool, None).
 
 PyYAML spends most of a 1,000-step compile building representer nodes in Python; this writes
-the same block style directly. Every string is either a plain scalar that the YAML resolver
-reads back as the same string, a literal block (``|``) when that is exact, or a double-quoted
+the same block style directly. Every string is either a plain scalar that reads back as the
+same string under both YAML 1.1 (PyYAML, go-yaml v2) and YAML 1.2 (the core schema of go-yaml
+v3 and ruamel.yaml: ``1e3``, ``0o17``, ``.inf`` are numbers there, ``yes`` is not a bool),
+a literal block (``|``) when that is exact, or a double-quoted
 scalar with JSON escapes (a JSON string is a valid YAML double-quoted scalar), with the few
 characters YAML treats as line breaks or non-printable escaped as well. Keys are sorted.
 
@@ -22,12 +24,19 @@ from typing import Any
 _PLAIN = re.compile(r"[A-Za-z0-9_/][A-Za-z0-9_./@+=-]*(:[A-Za-z0-9_./@+=-]+)*")
 _UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff\ud800-\udfff]")
 _STR_TAG = "tag:yaml.org,2002:str"
+# What the YAML 1.2 core schema resolves to null, bool, int or float (yaml.org/spec/1.2.2 10.3).
+_YAML12_NOT_STR = re.compile(
+    r"null|Null|NULL|~|true|True|TRUE|false|False|FALSE"
+    r"|[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+"
+    r"|[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?"
+    r"|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)"
+)
 
 
 @lru_cache(maxsize=8192)
 def _is_plain(text: str) -> bool:
     """True when ``text`` can be written unquoted and reads back as the same string."""
-    if not _PLAIN.fullmatch(text):
+    if not _PLAIN.fullmatch(text) or _YAML12_NOT_STR.fullmatch(text):
         return False
     import yaml
 

@@ -36,6 +36,7 @@ STEP_OPTIONS = (
     "retries",
     "retry_delay",
     "retry_backoff",
+    "max_retry_delay",
     "cache",
     "cache_salt",
     "cache_code",
@@ -236,6 +237,7 @@ class Step(Generic[P, R]):
                 max_retries=int(options.get("retries", 0)),
                 delay_s=float(options.get("retry_delay", 10.0)),
                 backoff_factor=float(options.get("retry_backoff", 1.0)),
+                max_delay_s=_optional_float(options.get("max_retry_delay")),
             ),
             "cache": bool(options.get("cache", True)),
             "cache_salt": str(options.get("cache_salt", "")),
@@ -424,6 +426,7 @@ def step(
     retries: int = 0,
     retry_delay: float = 10.0,
     retry_backoff: float = 1.0,
+    max_retry_delay: float | None = None,
     cache: bool = True,
     cache_salt: str = "",
     cache_code: str = "module",
@@ -445,7 +448,8 @@ def step(func: Any = None, /, *, name: str | None = None, **options: Any) -> Any
     """Make a function a pipeline step.
 
     Works bare (``@step``) and with options (``@step(retries=2, cache=False)``). Options:
-    ``retries``/``retry_delay``/``retry_backoff`` (seconds, factor), ``cache``, ``cache_salt``,
+    ``retries``/``retry_delay``/``retry_backoff`` (seconds, factor), ``max_retry_delay`` (a cap
+    on retry waits; on Kubeflow the whole retry window), ``cache``, ``cache_salt``,
     ``cache_code`` (what the cache key covers of the code: ``"function"``, ``"module"`` -- the
     default: the step's module and the project modules it imports -- or ``"project"``),
     ``cache_env`` (also the installed versions of the libraries the step module imports),
@@ -463,3 +467,7 @@ def step(func: Any = None, /, *, name: str | None = None, **options: Any) -> Any
     if func is not None:
         return Step(func, name, options)
     return lambda f: Step(f, name, options)
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
