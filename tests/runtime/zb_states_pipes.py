@@ -24,7 +24,13 @@ def wait(data: list[int]) -> int:
     started = os.environ.get("ZB_STATES_STARTED")
     if started:
         Path(started).write_text(str(os.getpid()))
-    time.sleep(float(os.environ.get("ZB_STATES_SLEEP", "60")))
+    release = os.environ.get("ZB_STATES_RELEASE")
+    if release:  # wait until the test creates this file
+        deadline = time.monotonic() + 120
+        while not os.path.exists(release) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    else:
+        time.sleep(float(os.environ.get("ZB_STATES_SLEEP", "60")))
     return len(data)
 
 
@@ -68,3 +74,13 @@ def retried(rows: int = 3) -> None:
 @pipeline
 def exiting(rows: int = 3) -> None:
     exits(first(rows=rows))
+
+
+@step
+def after(value: int) -> int:
+    return value + 1
+
+
+@pipeline
+def waiting3(rows: int = 3) -> None:
+    after(wait(first(rows=rows)))
