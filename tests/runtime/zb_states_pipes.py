@@ -84,3 +84,64 @@ def after(value: int) -> int:
 @pipeline
 def waiting3(rows: int = 3) -> None:
     after(wait(first(rows=rows)))
+
+
+def record_failure(exc: BaseException) -> None:
+    """An on_failure hook: appends the exception it received to $ZB_STATES_HOOK."""
+    with open(os.environ["ZB_STATES_HOOK"], "a") as handle:
+        handle.write(repr(exc) + "\n")
+
+
+@step(retries=1, on_failure=record_failure)
+def tracked(data: list[int]) -> int:
+    return len(data)
+
+
+@step(on_failure=record_failure)
+def buggy(data: list[int]) -> int:
+    raise ValueError("a bug in the user's step")
+
+
+@pipeline
+def tracked_pipe(rows: int = 3) -> None:
+    tracked(first(rows=rows))
+
+
+@pipeline
+def buggy_pipe(rows: int = 3) -> None:
+    buggy(first(rows=rows))
+
+
+@step
+def racer(data: list[int]) -> dict[str, int]:
+    """Waits for $ZB_STATES_RELEASE after writing its pid to $ZB_STATES_STARTED; returns a
+    value that differs between processes unless $ZB_STATES_SAME is set."""
+    started = os.environ.get("ZB_STATES_STARTED")
+    if started:
+        Path(started).write_text(str(os.getpid()))
+    release = os.environ["ZB_STATES_RELEASE"]
+    deadline = time.monotonic() + 120
+    while not os.path.exists(release) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return {"n": len(data), "who": 0 if os.environ.get("ZB_STATES_SAME") else os.getpid()}
+
+
+@pipeline
+def racing(rows: int = 3) -> None:
+    racer(first(rows=rows))
+
+
+@step
+def part(i: int = 0) -> int:
+    time.sleep(0.5)  # long enough that 32 steps run at once
+    return i
+
+
+@step
+def combine(*values: int) -> int:
+    return sum(values)
+
+
+@pipeline
+def fan() -> None:
+    combine(*[part(i=i) for i in range(40)])
