@@ -4,14 +4,18 @@ This is the only way a backend (Airflow task, Kubeflow container) runs a step::
 
     python -m zenml_bridge.entrypoint run-step --ir URI --ir-sha256 HEX --step NAME --run-id ID
         [--params-json JSON] [--kfp-executor-input JSON]
-        [--code-archive URI --code-archive-sha256 HEX]
+        [--code-archive URI --code-archive-sha256 HEX] [--attempt N] [--new-attempt]
 
 Stores come from ``ZENML_BRIDGE_METADATA_URL`` / ``ZENML_BRIDGE_ARTIFACT_ROOT`` (or the project
 config). Inputs are resolved from the metadata store records of the same run id. The command
 is idempotent per (run id, step): a step already completed in that run exits 0 at once. The
-process that finishes the last step marks the run completed; a failing step marks it failed
-(a later successful retry completes it). Exit codes: 0 success, 1 the step failed, 2 a user
-error (message printed, no traceback).
+step runs in a forked child (its timeout enforced, an exit without result noticed); the step
+is recorded ``running`` with a heartbeat while it runs. A failure while ``--attempt N`` is at
+most the step's retries is recorded ``retrying`` (the orchestrator retries); on the last
+attempt the step and the run are ``failed``. The process that finishes the last step marks the
+run completed. SIGTERM/SIGINT are recorded (step failed with the signal as reason) and then
+re-raised. Exit codes: 0 success, 1 the step failed, 2 a user error (message printed, no
+traceback), 128 + N after signal N.
 """
 
 from __future__ import annotations
@@ -405,6 +409,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BridgeError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except KeyboardInterrupt:  # SIGINT, recorded (see run_step_command)
+        print("Interrupted.", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
