@@ -197,6 +197,9 @@ def run_step_command(args: argparse.Namespace) -> int:
     will_retry = attempt <= step.retry.max_retries
     if run_row.get("status") == "failed":
         store.reopen_run(args.run_id)  # a new attempt after the run failed (retry, Clear)
+    elif run_row.get("status") == "completed" and args.new_attempt:
+        # The run is re-run with a new IR: it is running again until its steps complete.
+        store.update_run(args.run_id, status="running", ended_at=None, reason=None)
     marked = store.mark_step_running(
         run_id=args.run_id, step=step.name, attempt=attempt, parameters=parameters
     )

@@ -10,6 +10,7 @@ signal is delivered again with its default action (exit status 128 + signal numb
 
 from __future__ import annotations
 
+import _signal  # signal.signal's enum conversions cost more than a cached step: see below
 import os
 import signal
 import threading
@@ -17,7 +18,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-SIGNALS = (signal.SIGTERM, signal.SIGINT)
+#: Handled signals, as numbers: handlers are set through the C module ``_signal`` because
+#: ``signal.signal`` converts numbers and handlers to enums and back, which costs more than
+#: the rest of a fully cached step (a run installs and restores two handlers).
+SIGNALS = (int(signal.SIGTERM), int(signal.SIGINT))
 
 
 class Terminated(BaseException):
@@ -61,8 +65,8 @@ def handle_signals() -> Iterator[None]:
     previous: dict[int, Any] = {}
     signum: int
     for signum in SIGNALS:
-        old = signal.getsignal(signum)
-        if old is signal.SIG_IGN or old is None:
+        old = _signal.getsignal(signum)
+        if old in (signal.SIG_IGN, None) or old == int(signal.SIG_IGN):
             continue
         previous[signum] = old
 
@@ -70,21 +74,23 @@ def handle_signals() -> Iterator[None]:
             # Raised once: further signals while the first one is being recorded are ignored
             # (the block's end, or reraise(), puts the previous handlers back).
             for sig in previous:
-                signal.signal(sig, signal.SIG_IGN)
+                _signal.signal(sig, _signal.SIG_IGN)
             cls = Interrupted if number == signal.SIGINT else Terminated
             raise cls(number, old)
 
-        signal.signal(signum, handler)
+        _signal.signal(signum, handler)
     try:
         yield
     finally:
         for signum, old in previous.items():
-            signal.signal(signum, old)
+            _signal.signal(signum, old)
 
 
 def reraise(exc: Terminated) -> None:
     """End the process (or the caller) as the signal would have without our handler."""
     previous = exc.previous
+    if not callable(previous) and previous is not None:
+        previous = signal.Handlers(previous)  # a raw number from _signal
     if callable(previous) and previous is not signal.default_int_handler:
         previous(exc.signum, None)
         raise exc

@@ -13,6 +13,7 @@ uses ordinary Core execution.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -208,7 +209,7 @@ class CompiledStatements:
         except Exception:
             pass
 
-    def _execute(self, cursor: Any, ops: Ops) -> None:
+    def _execute(self, cursor: Any, ops: Ops) -> Any:
         for name, rows in ops:
             sql, order = self.sql[name]
             if order is None:
@@ -219,6 +220,7 @@ class CompiledStatements:
                 cursor.execute(sql, params[0])
             elif params:
                 cursor.executemany(sql, params)
+        return cursor
 
     def run(
         self,
@@ -226,15 +228,16 @@ class CompiledStatements:
         *,
         write: bool = True,
         fetch_all: bool = False,
-        then: Callable[[Any], Ops] | None = None,
+        then: Callable[[Any, Callable[[Ops], Any]], Ops] | None = None,
     ) -> Any:
         """Run statements in one transaction (``write``) or one read; retry when busy.
 
         Each op is ``(statement name, rows)``; several rows use ``executemany``. Returns the
         first row of a read (all rows with ``fetch_all``), or the row count of a write's last
-        statement. ``then`` gets the first row of the last op (a SELECT in the same
-        transaction) and returns more ops to run in it; an exception it raises rolls the
-        transaction back.
+        statement. ``then(cursor, execute)`` sees the cursor of the last op (its row count, or
+        the row of a SELECT), may run more ops in the same transaction with ``execute(ops)``
+        (which returns the cursor) and returns the ops to run last; an exception it raises
+        rolls the transaction back.
         """
         delay = 0.01
         for attempt in range(12):
@@ -246,7 +249,8 @@ class CompiledStatements:
                     cursor.execute("BEGIN IMMEDIATE")
                 self._execute(cursor, ops)
                 if then is not None:
-                    self._execute(cursor, then(cursor.fetchone()))
+                    more = then(cursor, functools.partial(self._execute, cursor))
+                    self._execute(cursor, more)
                 if write:
                     row = cursor.rowcount
                 else:

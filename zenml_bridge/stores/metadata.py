@@ -785,14 +785,24 @@ class MetadataStore:
                 )
             )
         first = "step_force" if replace_completed else "step"
-        ops: list[tuple[str, Sequence[Mapping[str, Any]]]] = [
-            (first, [step_row]),
-            ("step_get", [{"rid": run_id, "s": step}]),
-        ]
+        get = ("step_get", [{"rid": run_id, "s": step}])
+        # SQLite and PostgreSQL report 0 rows when the conditional upsert kept the record:
+        # only then is it read. MySQL counts a kept row as found: it is always read.
+        counted = self.dialect != "mysql"
+        ops: list[tuple[str, Sequence[Mapping[str, Any]]]] = [(first, [step_row])]
+        if not counted:
+            ops.append(get)
         current: dict[str, Any] = {}
 
-        def then(row: Any) -> Sequence[tuple[str, Sequence[Mapping[str, Any]]]]:
-            current.update(status=row[0], outputs=row[1], ir_sha256=row[2])
+        def then(cursor: Any, execute: Callable[[Any], Any]) -> Any:
+            if counted:
+                if cursor.rowcount == 1:  # this attempt's record is the one in the store
+                    current.update(status=status, outputs=outputs, ir_sha256=ir_sha)
+                    return more
+                row = execute([get]).fetchone()
+            else:
+                row = cursor.fetchone()
+            current.update(status=row[0], outputs=json.loads(row[1]), ir_sha256=row[2])
             if row[0] == status and row[1] == outputs_json and row[2] == ir_sha:
                 return more  # this attempt's record is the one in the store
             if status in DONE and row[0] in DONE:
@@ -808,7 +818,6 @@ class MetadataStore:
             return ()  # a completed record is kept; this attempt's record was not written
 
         self._fast(ops, then=then)
-        current["outputs"] = json.loads(current.get("outputs") or "{}")
         return current
 
     def mark_step_running(
