@@ -27,7 +27,7 @@ def cli(*args: str) -> list[str]:
 
 @pytest.mark.parametrize(
     ("signum", "parallel"),
-    [(signal.SIGINT, "1"), (signal.SIGTERM, "1"), (signal.SIGTERM, "2")],
+    [(signal.SIGINT, "1"), (signal.SIGINT, "2"), (signal.SIGTERM, "1"), (signal.SIGTERM, "2")],
 )
 def test_zenml_bridge_run_signal_cancels_the_run(
     metadata_url: str, tmp_path: Path, signum: int, parallel: str
