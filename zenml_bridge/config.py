@@ -56,6 +56,12 @@ STEP_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "retry_backoff": ((int, float), "a number of 1 or more"),
 }
 _MINIMUM = {"parallel": 1, "retries": 0, "retry_delay": 0, "retry_backoff": 1}
+#: Limits of what config files, ``-p`` values and ``--params-json`` may hold. A run config is
+#: a page of settings; these bounds stop hostile or broken input (a "billion laughs" YAML,
+#: 1,000-deep nesting) with a message instead of minutes of work or a RecursionError.
+MAX_TEXT_BYTES = 4 * 2**20
+MAX_DEPTH = 64
+MAX_VALUES = 100_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,19 +107,30 @@ def default_home() -> Path:
 
 
 def read_yaml(path: Path, what: str) -> dict[str, Any]:
+    """A YAML (or JSON) file holding a mapping, within :data:`MAX_TEXT_BYTES`, :data:`MAX_DEPTH`
+    and :data:`MAX_VALUES` (aliases counted as expanded); string keys only."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_TEXT_BYTES + 1)
     except OSError as exc:
         raise BridgeError(f"Cannot read the {what} {path} ({exc.strerror}).") from None
+    if len(raw) > MAX_TEXT_BYTES:
+        raise BridgeError(
+            f"The {what} {path} is larger than {MAX_TEXT_BYTES >> 20} MiB; settings files are "
+            "small. Keep data out of it (pass a path or URL as a parameter instead)."
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BridgeError(f"The {what} {path} is not UTF-8 text ({exc.reason}). Fix it.") from None
+    where = f"{what} {path}"
     try:
         data = json.loads(text)  # our own files are JSON-compatible YAML: skip the yaml import
-    except json.JSONDecodeError:
-        import yaml
-
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise BridgeError(f"The {what} {path} is not valid YAML: {exc}. Fix it.") from None
+    except RecursionError:
+        raise _too_deep(where) from None
+    except ValueError:  # not JSON (or an integer beyond Python's digit limit): read as YAML
+        data = _load_yaml(text, where)
+    check_structure(data, where)
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -121,6 +138,126 @@ def read_yaml(path: Path, what: str) -> dict[str, Any]:
             f"The {what} {path} must hold a mapping of keys, not {type(data).__name__}."
         )
     return data
+
+
+def _load_yaml(text: str, where: str) -> Any:
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        """SafeLoader that stops at :data:`MAX_DEPTH` while composing (its recursion)."""
+
+        depth = 0
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            self.depth += 1
+            try:
+                if self.depth > MAX_DEPTH:
+                    raise _too_deep(where)
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
+
+    try:
+        return yaml.load(text, Loader=Loader)  # a SafeLoader subclass: no arbitrary objects
+    except yaml.YAMLError as exc:
+        raise BridgeError(f"The {where} is not valid YAML: {exc}. Fix it.") from None
+    except RecursionError:
+        raise _too_deep(where) from None
+    except ValueError:  # an integer of more digits than Python converts
+        raise BridgeError(
+            f"The {where} holds a number of more than {_max_digits()} digits, more than Python "
+            "reads. Quote it to pass it as text."
+        ) from None
+
+
+def _max_digits() -> int:
+    return int(getattr(sys, "get_int_max_str_digits", lambda: 4300)())
+
+
+def _too_deep(where: str) -> BridgeError:
+    return BridgeError(
+        f"The {where} nests lists or mappings more than {MAX_DEPTH} levels deep. Flatten it."
+    )
+
+
+def check_structure(value: Any, where: str) -> None:
+    """Refuse data that is too deep, too big (aliases counted each time they are used), cyclic
+    (a recursive YAML alias) or keyed by anything but strings (``1:`` or ``true:`` in YAML).
+
+    Raises:
+        BridgeError: naming ``where``, the key path, the problem and the fix.
+    """
+    count = 0
+    open_ids: set[int] = set()
+
+    def walk(item: Any, path: str, depth: int) -> None:
+        nonlocal count
+        count += 1
+        if count > MAX_VALUES:
+            raise BridgeError(
+                f"The {where} expands to more than {MAX_VALUES} values (YAML aliases count each "
+                "time they are used). Write the values out, or keep data out of it."
+            )
+        if not isinstance(item, dict | list | tuple):
+            return
+        if depth > MAX_DEPTH:
+            raise _too_deep(where)
+        if id(item) in open_ids:
+            raise BridgeError(
+                f"The {where} holds a recursive alias at {path or 'the top'} (a value that "
+                "contains itself). Remove the alias or write the value out."
+            )
+        open_ids.add(id(item))
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if not isinstance(key, str):
+                    raise BridgeError(
+                        f"The {where} has the key {key!r} ({type(key).__name__}) at "
+                        f"{path or 'the top'}; keys must be text. Quote it: '{key}':"
+                    )
+                walk(child, f"{path}.{key}" if path else key, depth + 1)
+        else:
+            for index, child in enumerate(item):
+                walk(child, f"{path}[{index}]", depth + 1)
+        open_ids.discard(id(item))
+
+    walk(value, "", 0)
+
+
+def parse_json_value(text: str, what: str, *, text_fallback: bool = False) -> Any:
+    """JSON ``text`` within the limits of :func:`check_structure`, for ``-p`` and
+    ``--params-json``; with ``text_fallback``, text that is not JSON is returned as it is.
+
+    Raises:
+        BridgeError: invalid JSON (without ``text_fallback``), too long, too deep, too big, or a
+            number of more digits than Python converts.
+
+    Example:
+        >>> parse_json_value("[1, 2]", "value of -p rows")
+        [1, 2]
+        >>> parse_json_value("abc", "value of -p name", text_fallback=True)
+        'abc'
+    """
+    if len(text) > MAX_TEXT_BYTES:
+        raise BridgeError(
+            f"The {what} is longer than {MAX_TEXT_BYTES >> 20} MiB. Pass large data as a file path "
+            "or URL, and read it inside a step."
+        )
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        if text_fallback:
+            return text
+        raise BridgeError(f"The {what} is not valid JSON ({exc}). Fix it.") from None
+    except RecursionError:
+        raise _too_deep(what) from None
+    except ValueError:  # int('9' * 5000): Python's integer string conversion limit
+        raise BridgeError(
+            f"The {what} holds a number of more than {_max_digits()} digits, more than Python "
+            "reads. Pass it as a string (quoted: '\"123...\"') and convert it inside a step."
+        ) from None
+    check_structure(value, what)
+    return value
 
 
 def write_config(project: Path, config: Mapping[str, Any]) -> Path:

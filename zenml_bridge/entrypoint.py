@@ -21,7 +21,6 @@ traceback), 128 + N after signal N.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import sys
@@ -31,6 +30,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from zenml_bridge.errors import BridgeError, did_you_mean
+from zenml_bridge.redact import redact_text
 
 #: Set by backends so runs show where they ran (``airflow``, ``kubeflow``).
 ENV_BACKEND = "ZENML_BRIDGE_BACKEND"
@@ -130,22 +130,19 @@ def _kfp_outputs(executor_input: str | None, result: Any) -> None:
 def run_step_command(args: argparse.Namespace) -> int:
     """Run one step; the exit code tells the orchestrator what happened."""
     from zenml_bridge import ir
-    from zenml_bridge.config import load_settings
+    from zenml_bridge.config import load_settings, parse_json_value
     from zenml_bridge.runtime.liveness import HEARTBEAT, maybe_sweep
     from zenml_bridge.runtime.signals import Interrupted, Terminated, handle_signals, reraise
     from zenml_bridge.runtime.stack import open_stack
 
-    try:
-        overrides = json.loads(args.params_json or "{}")
-    except json.JSONDecodeError as exc:
-        raise BridgeError(f"--params-json is not valid JSON ({exc}). Pass a JSON object.") from None
+    overrides = parse_json_value(args.params_json or "{}", "--params-json value")
     if not isinstance(overrides, dict):
         raise BridgeError("--params-json must be a JSON object of pipeline parameters.")
     _code_archive(args.code_archive, args.code_archive_sha256)
     if os.getcwd() not in sys.path:
         sys.path.append(os.getcwd())
     ir_text = read_ir_text(args.ir)
-    pipeline = ir.loads(ir_text, expected_sha256=args.ir_sha256)
+    pipeline = ir.validate(ir.loads(ir_text, expected_sha256=args.ir_sha256))  # before stores
     try:
         step = pipeline.step(args.step)
     except KeyError:
@@ -251,14 +248,14 @@ def run_step_command(args: argparse.Namespace) -> int:
                     will_retry=will_retry,
                 )  # fmt: skip
                 if isinstance(exc, SystemExit):  # its code may be 0: the step still failed
-                    print(f"step '{step.name}' failed:\n{text}", file=sys.stderr)
+                    print(f"step '{step.name}' failed:\n{redact_text(text)}", file=sys.stderr)
                     return 1
                 raise
     finally:
         HEARTBEAT.remove(store, args.run_id, step.name)
     if result.status == "failed":
         what = "failed (the orchestrator retries it)" if will_retry else "failed"
-        print(f"step '{step.name}' {what}:\n{result.traceback}", file=sys.stderr)
+        print(f"step '{step.name}' {what}:\n{redact_text(result.traceback)}", file=sys.stderr)
         if not will_retry:
             store.finish_run(args.run_id, "failed", reason=f"step '{step.name}' failed")
             if stack.tracker is not None and run_info is not None:
@@ -410,7 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return run_step_command(args)
     except BridgeError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
+        print(f"Error: {redact_text(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:  # SIGINT, recorded (see run_step_command)
         print("Interrupted.", file=sys.stderr)

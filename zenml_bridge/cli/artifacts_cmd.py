@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from zenml_bridge.cli.runs_cmd import store, table, when
+from zenml_bridge.redact import redact_url
 
 
 def register(subparsers: Any) -> None:
@@ -52,7 +53,7 @@ def _show(args: argparse.Namespace) -> int:
     art = metadata.resolve_artifact(args.artifact)
     print(f"Artifact      {art['artifact_id']}")
     print(f"Produced by   run {art['run_id']}, step {art['step']}, output {art['output']}")
-    print(f"URI           {art['uri']}")
+    print(f"URI           {redact_url(art['uri'])}")
     print(f"Content hash  sha256:{art['content_sha256']}")
     print(f"Materializer  {art['materializer']}@{art['materializer_version']}")
     print(f"Type          {art['type_name']}")

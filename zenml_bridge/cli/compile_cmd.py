@@ -100,7 +100,11 @@ def _check_before_publishing(compiler: Any, pipeline: Any, options: Any) -> Any:
     """
     import dataclasses
 
-    draft = dataclasses.replace(options, ir_uri="(stored next)", ir_sha256="0" * 64)
+    from zenml_bridge.config import load_settings
+
+    # Where the IR will be stored, so that credentials in the artifact root are refused here.
+    ir_uri = f"{load_settings().artifact_root.rstrip('/')}/.zenml_bridge/ir/(stored next)"
+    draft = dataclasses.replace(options, ir_uri=ir_uri, ir_sha256="0" * 64)
     return compiler.prepare(pipeline, draft)
 
 

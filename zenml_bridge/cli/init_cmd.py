@@ -21,8 +21,8 @@ def register(subparsers: Any) -> None:
 def _init(args: argparse.Namespace) -> int:
     from zenml_bridge.config import CONFIG_NAME, DIR_NAME, load_settings, write_config
     from zenml_bridge.errors import BridgeError
+    from zenml_bridge.redact import redact_url as describe_url
     from zenml_bridge.runtime.stack import open_stack
-    from zenml_bridge.stores.connect import describe_url
 
     project = args.path.resolve()
     home = project / DIR_NAME
@@ -40,5 +40,5 @@ def _init(args: argparse.Namespace) -> int:
     open_stack(settings)  # creates metadata.db (schema) and artifacts/
     print(f"Initialized zenml-bridge in {home}")
     print(f"  metadata:  {describe_url(settings.metadata_url)}")
-    print(f"  artifacts: {settings.artifact_root}")
+    print(f"  artifacts: {describe_url(settings.artifact_root)}")
     return 0

@@ -6,12 +6,15 @@ User errors (:class:`BridgeError`) print one message without a traceback and exi
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
 from zenml_bridge import __version__
 from zenml_bridge.errors import BridgeError
+from zenml_bridge.redact import redact_text
 
 #: Command modules, in the order of ``--help``. Each has ``register(subparsers)``, which adds its
 #: sub-parser and sets ``handler`` (a function of the parsed arguments returning an exit code).
@@ -47,17 +50,57 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Exit code when the reader of our output went away (``zenml-bridge runs list | head -1``):
+#: what a shell reports for a command ended by SIGPIPE (128 + 13).
+EXIT_BROKEN_PIPE = 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one CLI command; returns the exit code (0 ok, 1 a run failed, 2 user error)."""
+    """Run one CLI command; returns the exit code (0 ok, 1 a run failed, 2 user error).
+
+    Every message is redacted (:func:`zenml_bridge.redact.redact_text`): a URL with a password
+    or a token in an error never reaches the terminal or a CI log.
+    """
     try:
         args = build_parser().parse_args(argv)
-        return int(args.handler(args) or 0)
+        code = int(args.handler(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's final flush
+        return code
     except BridgeError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
+        print(f"Error: {redact_text(exc)}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:
+        return _reader_gone()
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return 130
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            raise
+        # A full or read-only disk is the user's to fix, not a bug: say where, exit 2.
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(
+            f"Error: cannot write{redact_text(where)}: {exc.strerror}. Free space (or choose a "
+            "writable location: ZENML_BRIDGE_ARTIFACT_ROOT, ZENML_BRIDGE_METADATA_URL, "
+            "ZENML_BRIDGE_CODE_CACHE) and run the command again.",
+            file=sys.stderr,
+        )
+        return 2
+
+
+def _reader_gone() -> int:
+    """Stop quietly when stdout's reader closed the pipe (``| head``), like other tools do.
+
+    Later writes (and the flush at interpreter exit) go to /dev/null, so Python prints no
+    "Exception ignored ... BrokenPipeError" either.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout without a file descriptor (captured): nothing to do
+        pass
+    return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

@@ -50,13 +50,13 @@ def _run(args: argparse.Namespace) -> int:
     settings = load_settings(config, args.stack)
     print(
         f"Running pipeline '{pipeline_ir.name}' ({len(pipeline_ir.steps)} steps); "
-        f"metadata: {_short(settings.metadata_url)}, artifacts: {settings.artifact_root}",
+        f"metadata: {_short(settings.metadata_url)}, artifacts: {_short(settings.artifact_root)}",
         flush=True,
     )
     errors: list[BaseException] = []
 
     def progress(event: StepEvent) -> None:
-        print_progress(event)
+        print_progress(_redacted(event))
         if event.status == "failed" and event.error is not None:
             errors.append(event.error)
 
@@ -97,6 +97,17 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _short(url: str) -> str:
-    from zenml_bridge.stores.connect import describe_url
+    from zenml_bridge.redact import redact_url
 
-    return describe_url(url)
+    return redact_url(url)
+
+
+def _redacted(event: Any) -> Any:
+    """The event with URLs in its traceback redacted (a store error may name a URL)."""
+    import dataclasses
+
+    from zenml_bridge.redact import redact_text
+
+    if not event.traceback:
+        return event
+    return dataclasses.replace(event, traceback=redact_text(event.traceback))

@@ -12,6 +12,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from zenml_bridge.redact import redact_text
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("runs", help="list, show and compare recorded runs")
@@ -37,10 +39,9 @@ def register(subparsers: Any) -> None:
 
 
 def store() -> Any:
-    from zenml_bridge.config import load_settings
-    from zenml_bridge.stores.metadata import MetadataStore
+    from zenml_bridge.cli.common import open_store
 
-    return MetadataStore(load_settings().metadata_url)
+    return open_store()  # read-only when the SQLite file cannot be written: still listable
 
 
 def swept_store() -> Any:
@@ -114,7 +115,8 @@ def _show(args: argparse.Namespace) -> int:
     steps = metadata.step_runs(run["run_id"])
     ordered = sorted(steps.values(), key=lambda s: s["started_at"])
     if args.json:
-        print(json.dumps({"run": run, "steps": ordered}, indent=2, sort_keys=True, default=str))
+        text = json.dumps({"run": run, "steps": ordered}, indent=2, sort_keys=True, default=str)
+        print(redact_text(text))
         return 0
     git = run["git_sha"] or "-"
     if run["git_sha"] and run["git_dirty"] is not None:
@@ -123,17 +125,17 @@ def _show(args: argparse.Namespace) -> int:
     print(f"Pipeline   {run['pipeline']}")
     print(f"Status     {run['status']}")
     if run.get("reason"):
-        print(f"Reason     {run['reason']}")
+        print(f"Reason     {redact_text(run['reason'])}")
     duration = seconds(run["started_at"], run["ended_at"])
     print(f"Started    {when(run['started_at'])}   duration {duration}")
     print(f"Backend    {run['backend']}")
-    print(f"Parameters {json.dumps(run['parameters'], sort_keys=True)}")
+    print(f"Parameters {redact_text(json.dumps(run['parameters'], sort_keys=True))}")
     print(f"Git        {git}")
     print(f"IR sha256  {run['ir_sha256']}")
     if run["code_archive_sha256"]:
         print(f"Code       {run['code_archive_sha256']}")
     for key, value in sorted(run["links"].items()):
-        print(f"Link       {key} = {value}")
+        print(f"Link       {key} = {redact_text(value)}")
     print()
     rows = [
         (
@@ -151,7 +153,7 @@ def _show(args: argparse.Namespace) -> int:
         else "No steps recorded."
     )
     outputs = [
-        (f"{s['step']}.{name}", info["id"], info["sha256"][:16], info["materializer"], info["uri"])
+        (f"{s['step']}.{name}", info["id"], info["sha256"][:16], info["materializer"], _url(info))
         for s in ordered
         for name, info in sorted(s["outputs"].items())
     ]
@@ -165,8 +167,13 @@ def _show(args: argparse.Namespace) -> int:
                 f" metadata {json.dumps(s['metadata'], sort_keys=True, default=str)}"
             )
         if s["status"] in ("failed", "retrying") and s["error"]:
-            print(f"\n{s['step']} failed:\n  " + s["error"].rstrip().replace("\n", "\n  "))
+            error = redact_text(s["error"]).rstrip()
+            print(f"\n{s['step']} failed:\n  " + error.replace("\n", "\n  "))
     return 0
+
+
+def _url(info: dict[str, Any]) -> str:
+    return redact_text(info["uri"])
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -180,8 +187,8 @@ def _compare(args: argparse.Namespace) -> int:
     rows: list[tuple[Any, ...]] = [
         (
             k,
-            json.dumps(first["parameters"].get(k)),
-            json.dumps(second["parameters"].get(k)),
+            redact_text(json.dumps(first["parameters"].get(k))),
+            redact_text(json.dumps(second["parameters"].get(k))),
             "" if first["parameters"].get(k) == second["parameters"].get(k) else "differs",
         )
         for k in keys

@@ -50,7 +50,7 @@ def _home() -> tuple[Path, dict[str, Any]]:
 
 def _list(args: argparse.Namespace) -> int:
     from zenml_bridge.config import ENV_ARTIFACT_ROOT, ENV_METADATA_URL, load_settings
-    from zenml_bridge.stores.connect import describe_url
+    from zenml_bridge.redact import redact_url as describe_url
 
     home, config = _home()
     settings = load_settings()
@@ -66,7 +66,7 @@ def _list(args: argparse.Namespace) -> int:
                 describe_url(stack["metadata_url"])
                 if stack.get("metadata_url")
                 else "(default) sqlite in " + str(home),
-                stack.get("artifact_root") or "(default) " + str(home / "artifacts"),
+                describe_url(stack.get("artifact_root") or "(default) " + str(home / "artifacts")),
                 tracker,
             )
         )
@@ -77,7 +77,7 @@ def _list(args: argparse.Namespace) -> int:
             print(f"{env} is set and overrides the stack: {describe_url(os.environ[env])}")
     print(
         f"In use: metadata {describe_url(settings.metadata_url)}, "
-        f"artifacts {settings.artifact_root}"
+        f"artifacts {describe_url(settings.artifact_root)}"
     )
     return 0
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar, Literal
-from urllib.parse import parse_qsl, urlsplit
 
 from zenml_bridge import ir
+from zenml_bridge.redact import redact_text, redact_url, url_has_credentials
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -151,7 +151,7 @@ class Compiler:
     def prepare(self, pipeline: ir.Pipeline, options: CompileOptions) -> Prepared:
         """Preflight, passes and checks: raises when the compile cannot succeed (errors, or
         warnings under strict), so that a caller can publish and then :meth:`finish`."""
-        check_no_secrets_in_urls(options)
+        check_no_secrets_in_urls(options, pipeline)
         self.preflight(pipeline, options)
         for apply in self.passes:
             pipeline = apply(pipeline, options)
@@ -162,7 +162,7 @@ class Compiler:
 
     def finish(self, prepared: Prepared, options: CompileOptions) -> CompileResult:
         """Emit a prepared pipeline; ``options`` may add the published references."""
-        check_no_secrets_in_urls(options)
+        check_no_secrets_in_urls(options, prepared.pipeline)
         result = self.emit(prepared.pipeline, options)
         return dataclasses.replace(result, warnings=prepared.problems)
 
@@ -274,30 +274,61 @@ def quantity_problem(step: str, setting: str, value: object) -> Problem | None:
 
 # -- secrets ---------------------------------------------------------------------------------
 
-_PASSWORD_KEYS = frozenset({"password", "passwd", "pwd", "secret", "token"})
+#: Option -> what it is, and where workers get it instead (the published IR's and code archive's
+#: URIs lie under the artifact root: credentials in the root reach the file through them).
+_URL_SOURCES = {
+    "metadata_url": ("metadata URL", "ZENML_BRIDGE_METADATA_URL"),
+    "artifact_root": ("artifact root", "ZENML_BRIDGE_ARTIFACT_ROOT"),
+    "ir_uri": ("artifact root", ""),
+    "code_archive_uri": ("artifact root", ""),
+}
+_SECRET_HOW = (
+    "e.g. from a Kubernetes Secret (Airflow: step setting 'env_from_secret'; Kubeflow: "
+    "settings['kubernetes']['secret_env'])"
+)
 
 
 def url_has_password(url: str) -> bool:
-    """True when a URL carries a password (``user:pw@host``, or ``?password=`` in its query)."""
-    try:
-        parts = urlsplit(url)
-        has_password = bool(parts.password)
-    except ValueError:  # a malformed netloc: refuse rather than guess
-        return ":" in url.partition("://")[2].partition("/")[0]
-    query = [key.lower() for key, _ in parse_qsl(parts.query, keep_blank_values=True)]
-    return has_password or any(key in _PASSWORD_KEYS for key in query)
+    """True when a URL carries a credential (``user:pw@host``, ``?password=``, a token)."""
+    return url_has_credentials(url)
 
 
-def check_no_secrets_in_urls(options: CompileOptions) -> None:
-    """Refuse store URLs with a password: generated files are world-readable (0644) and are
-    uploaded to schedulers and UIs, so credentials must reach workers another way."""
-    urls = {"metadata_url": options.metadata_url, "artifact_root": options.artifact_root}
-    for flag, url in urls.items():
-        if url and url_has_password(url):
-            env = "ZENML_BRIDGE_" + flag.upper()
+def check_no_secrets_in_urls(options: CompileOptions, pipeline: ir.Pipeline | None = None) -> None:
+    """Refuse credentials on their way into a generated file: generated files are world-readable
+    (0644) and are uploaded to schedulers and UIs, so credentials must reach workers another way.
+
+    Checks the store URLs of ``options``, the published IR and code-archive URIs (derived from
+    the artifact root) and, with ``pipeline``, URLs in the steps' ``env`` values.
+
+    Raises:
+        BridgeError: naming the URL (redacted), where it came from and how to pass it instead.
+    """
+    for attribute, (what, env) in _URL_SOURCES.items():
+        url = str(getattr(options, attribute) or "")
+        if not url or not url_has_credentials(url):
+            continue
+        if env:
             raise ir.BridgeError(
-                f"CompileOptions.{flag} contains a password, and the generated file would show it "
-                "to anyone who can read it. Leave it out of the compile and give workers the URL "
-                f"as {env} in their environment, or from a Kubernetes Secret (Airflow: step "
-                "setting 'env_from_secret'; Kubeflow: settings['kubernetes']['secret_env'])."
+                f"CompileOptions.{attribute} contains a password ({redact_url(url)}), and the "
+                "generated file would show it to anyone who can read it. Leave it out of the "
+                f"compile and give workers the URL as {env} in their environment, {_SECRET_HOW}."
             )
+        # The IR and code archive are read from URIs under the artifact root, written into the
+        # file: the root itself must be free of credentials.
+        raise ir.BridgeError(
+            f"The {what} {redact_url(url.partition('/.zenml_bridge/')[0])} contains credentials, "
+            "and the generated file would show them to anyone who can read it (the stored IR's "
+            "URI is under it). Use an artifact root without credentials "
+            "(ZENML_BRIDGE_ARTIFACT_ROOT or the stack's artifact_root) and give this machine and "
+            "the workers the credentials through the store's own environment variables "
+            f"(AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for s3://, ...), {_SECRET_HOW}."
+        )
+    for step in pipeline.steps if pipeline is not None else ():
+        for name, value in sorted(step.env.items()):
+            if isinstance(value, str) and redact_text(value) != value:
+                raise ir.BridgeError(
+                    f"Step '{step.name}' env {name} holds a URL with credentials "
+                    f"({redact_text(value)}), and the generated file would show them to anyone "
+                    f"who can read it. Set it in the workers' environment instead, "
+                    f"{_SECRET_HOW}."
+                )

@@ -15,7 +15,13 @@ from zenml_bridge.dsl.step import (
     source_of,
     unknown_option_error,
 )
-from zenml_bridge.dsl.trace import ParameterRef, display_path, tracing
+from zenml_bridge.dsl.trace import (
+    ParameterRef,
+    active_trace,
+    display_path,
+    tracing,
+    user_location,
+)
 from zenml_bridge.dsl.types import EMPTY, resolved_hints, type_name
 
 P = ParamSpec("P")
@@ -55,7 +61,20 @@ class Pipeline:
 
         Keyword options understood by the runner (``cache``, ``parallel``, ...) are documented on
         :func:`zenml_bridge.runtime.run_pipeline`; every other keyword is a pipeline parameter.
+
+        Raises:
+            BridgeError: called inside another pipeline's body (nothing is run or recorded).
         """
+        outer = active_trace()
+        if outer is not None:
+            # Running it here would record a whole run while the outer one is only traced.
+            raise ir.BridgeError(
+                f"Pipeline '{self.name}' is called inside the body of pipeline "
+                f"'{outer.pipeline_name}' ({user_location(2)}); pipelines cannot call pipelines. "
+                f"Call the steps of '{self.name}' in '{outer.pipeline_name}' directly (a plain "
+                "function that calls steps can be shared by both), or run the pipelines one "
+                "after the other."
+            )
         module_name, attr = RUNNER.split(":")
         run_pipeline = getattr(importlib.import_module(module_name), attr)
         return run_pipeline(self, parameters)

@@ -26,20 +26,24 @@ Example:
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
 import importlib.util
 import io
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
 import sys
 import tarfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from zenml_bridge import ir
 from zenml_bridge.errors import BridgeError
@@ -57,6 +61,47 @@ SKIP_DIRS = frozenset(
 SKIP_SUFFIXES = (".pyc", ".pyo")
 #: Archives above this size are refused: a source archive that big holds data, not code.
 MAX_BYTES = 200 * 2**20
+#: Limits of what a worker unpacks (and what a compile packs), each overridable by its
+#: environment variable: a hostile or broken archive must not fill the worker's disk.
+ENV_MAX_BYTES = "ZENML_BRIDGE_CODE_ARCHIVE_MAX_BYTES"
+ENV_MAX_FILES = "ZENML_BRIDGE_CODE_ARCHIVE_MAX_FILES"
+ENV_MAX_PATH = "ZENML_BRIDGE_CODE_ARCHIVE_MAX_PATH"
+MAX_FILES = 20_000
+MAX_PATH = 1024
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What an archive may hold: unpacked bytes, entries, characters of an entry's path."""
+
+    max_bytes: int = MAX_BYTES
+    max_files: int = MAX_FILES
+    max_path: int = MAX_PATH
+
+    @classmethod
+    def from_env(cls) -> Limits:
+        """The defaults, overridden by ``ZENML_BRIDGE_CODE_ARCHIVE_MAX_{BYTES,FILES,PATH}``."""
+        values = {}
+        for name, env, default in (
+            ("max_bytes", ENV_MAX_BYTES, MAX_BYTES),
+            ("max_files", ENV_MAX_FILES, MAX_FILES),
+            ("max_path", ENV_MAX_PATH, MAX_PATH),
+        ):
+            raw = os.environ.get(env, "").strip()
+            if not raw:
+                values[name] = default
+                continue
+            try:
+                values[name] = int(raw)
+            except ValueError:
+                values[name] = -1
+            if values[name] < 1:
+                raise BridgeError(
+                    f"{env}={raw!r} is not a whole number of 1 or more. Set it to a positive "
+                    f"limit (default {default}) or unset it."
+                )
+        return cls(**values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +153,26 @@ def project_files(root: Path) -> list[str]:
 
 
 def pack(root: Path, files: Sequence[str], sys_path: Sequence[str]) -> CodeArchive:
-    """A deterministic ``.tar.gz`` of ``files`` (relative to ``root``) plus the manifest."""
+    """A deterministic ``.tar.gz`` of ``files`` (relative to ``root``) plus the manifest.
+
+    Raises:
+        BridgeError: the archive would exceed what workers unpack (:class:`Limits`).
+    """
+    limits = Limits.from_env()
+    max_bytes = min(MAX_BYTES, limits.max_bytes)
+    if len(files) + 1 > limits.max_files:
+        raise BridgeError(
+            f"The code archive of {root} would hold {len(files) + 1} files; workers unpack at "
+            f"most {limits.max_files} ({ENV_MAX_FILES}). Ignore files that are not code in "
+            ".gitignore, raise the limit on both sides, or compile with --no-code-archive."
+        )
+    for relative in files:
+        if len(relative) > limits.max_path:
+            raise BridgeError(
+                f"The code archive of {root} would hold the path {relative[:80]!r}... of "
+                f"{len(relative)} characters; workers accept at most {limits.max_path} "
+                f"({ENV_MAX_PATH}). Shorten it, or ignore it in .gitignore."
+            )
     buffer = io.BytesIO()
     total = 0
     manifest = json.dumps({"format": 1, "sys_path": list(sys_path)}, sort_keys=True).encode()
@@ -121,9 +185,9 @@ def pack(root: Path, files: Sequence[str], sys_path: Sequence[str]) -> CodeArchi
             path = root / relative
             data = path.read_bytes()
             total += len(data)
-            if total > MAX_BYTES:
+            if total > max_bytes:
                 raise BridgeError(
-                    f"The code archive of {root} grows beyond {MAX_BYTES >> 20} MiB (at "
+                    f"The code archive of {root} grows beyond {max_bytes / 2**20:g} MiB (at "
                     f"{relative}): it would carry data, not code. Ignore large files in "
                     ".gitignore, or compile with --no-code-archive and install the code "
                     "on the workers."
@@ -163,19 +227,21 @@ def ensure_code(uri: str, sha256: str, cache_dir: str | Path | None = None) -> P
     to the front of ``sys.path``; the first one is returned.
 
     Raises:
-        BridgeError: the archive is missing, its sha256 differs, or it is malformed.
+        BridgeError: the archive is missing, its sha256 differs, it is malformed or exceeds the
+            :class:`Limits`, its manifest names folders outside it, or the cache has no space.
     """
-    folder = Path(cache_dir or os.environ.get(ENV_CACHE) or _default_cache()) / sha256
-    if not folder.is_dir():
-        _unpack(_fetch(uri, sha256), folder)
-    try:
-        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    if not isinstance(sha256, str) or not _SHA256_HEX.fullmatch(sha256):
+        # It names a folder of the cache: anything but a sha256 could point elsewhere.
         raise BridgeError(
-            f"The unpacked code archive {folder} has no valid {MANIFEST}. Delete the folder "
-            "and run the step again."
-        ) from None
-    paths = [str((folder / entry).resolve()) for entry in manifest.get("sys_path") or ["."]]
+            f"--code-archive-sha256 {str(sha256)[:80]!r} is not a sha256 (64 lower-case hex "
+            "digits). Pass the code_archive_sha256 the compile printed, or compile again."
+        )
+    cache = Path(cache_dir or os.environ.get(ENV_CACHE) or _default_cache())
+    folder = cache / sha256
+    if not folder.is_dir():
+        limits = Limits.from_env()
+        _unpack(_fetch(uri, sha256, limits), folder, limits)
+    paths = manifest_paths(folder)
     for path in reversed(paths):
         if path in sys.path:
             sys.path.remove(path)
@@ -186,7 +252,51 @@ def ensure_code(uri: str, sha256: str, cache_dir: str | Path | None = None) -> P
     return Path(paths[0])
 
 
-def _fetch(uri: str, sha256: str) -> bytes:
+def manifest_paths(folder: Path) -> list[str]:
+    """The absolute ``sys.path`` folders the manifest of an unpacked archive names.
+
+    Raises:
+        BridgeError: the manifest is missing or malformed, or names a folder outside ``folder``
+            (only folders of the archive itself may go first on ``sys.path``).
+    """
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        manifest = None
+    entries = manifest.get("sys_path", ["."]) if isinstance(manifest, dict) else None
+    if (
+        not isinstance(manifest, dict)
+        or manifest.get("format") != 1
+        or not isinstance(entries, list)
+        or not all(isinstance(entry, str) for entry in entries)
+    ):
+        raise BridgeError(
+            f"The unpacked code archive {folder} has no valid {MANIFEST} (format 1, a list "
+            "'sys_path' of folders). Delete the folder and run the step again; if it comes "
+            "back, compile the pipeline again."
+        )
+    root = folder.resolve()
+    paths = []
+    for entry in entries or ["."]:
+        path = (root / entry).resolve()
+        relative = PurePosixPath(entry)
+        if (
+            relative.is_absolute()
+            or ".." in relative.parts
+            or "\\" in entry
+            or not (path == root or root in path.parents)
+            or not path.is_dir()
+        ):
+            raise BridgeError(
+                f"The manifest of the code archive {folder} puts {entry[:200]!r} on sys.path, "
+                "which is not a folder inside the archive. Compile the pipeline again (only "
+                "folders of the archive may be named)."
+            )
+        paths.append(str(path))
+    return paths
+
+
+def _fetch(uri: str, sha256: str, limits: Limits | None = None) -> bytes:
     from zenml_bridge.stores.artifacts import filesystem_for, is_local_url, local_path
 
     try:
@@ -199,6 +309,9 @@ def _fetch(uri: str, sha256: str) -> bytes:
             f"The code archive {uri} does not exist. Compile the pipeline again (it uploads the "
             "archive) and check that workers use the same artifact store."
         ) from None
+    limits = limits or Limits()
+    if len(data) > limits.max_bytes:
+        raise _too_big(uri, f"{len(data)} compressed bytes", limits.max_bytes, ENV_MAX_BYTES)
     actual = hashlib.sha256(data).hexdigest()
     if actual != sha256:
         raise BridgeError(
@@ -208,28 +321,127 @@ def _fetch(uri: str, sha256: str) -> bytes:
     return bytes(data)
 
 
-def _unpack(data: bytes, folder: Path) -> None:
-    folder.parent.mkdir(parents=True, exist_ok=True)
+def _too_big(what: str, amount: str, limit: int, env: str) -> BridgeError:
+    return BridgeError(
+        f"The code archive{' ' + what if what else ''} holds {amount}, over the limit of "
+        f"{limit} ({env}). Compile with fewer files (or --no-code-archive), or raise {env} "
+        "on the workers."
+    )
+
+
+class _BoundedReader(io.RawIOBase):
+    """A read-only view of a decompressing stream that refuses to go past ``limit`` bytes, so a
+    small archive that inflates to gigabytes (a "zip bomb") stops early."""
+
+    def __init__(self, stream: Any, limit: int) -> None:
+        self._stream = stream
+        self._limit = limit
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return int(self._stream.tell())
+
+    def _check(self, position: int) -> None:
+        if position > self._limit:
+            raise _too_big("", "more data than its limits allow", self._limit, ENV_MAX_BYTES)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        target = offset if whence == io.SEEK_SET else self.tell() + offset
+        if whence in (io.SEEK_SET, io.SEEK_CUR):
+            self._check(target)
+        return int(self._stream.seek(offset, whence))
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            size = self._limit + 1 - self.tell()
+        data: bytes = self._stream.read(min(size, self._limit + 1 - self.tell()))
+        self._check(self.tell())
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _check_members(tar: tarfile.TarFile, limits: Limits) -> list[tarfile.TarInfo]:
+    """The archive's entries, refused at the first one that is unsafe or over a limit."""
+    members = []
+    total = 0
+    for member in tar:
+        name = PurePosixPath(member.name)
+        regular = member.isfile() or member.isdir()
+        if not regular or name.is_absolute() or ".." in name.parts:
+            raise BridgeError(f"The code archive holds the unsafe entry {member.name!r}.")
+        if len(member.name) > limits.max_path:
+            raise _too_big(
+                "entry " + repr(member.name[:80]) + "...",
+                f"a path of {len(member.name)} characters",
+                limits.max_path,
+                ENV_MAX_PATH,
+            )
+        members.append(member)
+        total += member.size
+        if len(members) > limits.max_files:
+            raise _too_big(
+                "", f"more than {limits.max_files} files", limits.max_files, ENV_MAX_FILES
+            )
+        if total > limits.max_bytes:
+            raise _too_big(
+                "", f"more than {limits.max_bytes} bytes", limits.max_bytes, ENV_MAX_BYTES
+            )
+    return members
+
+
+def _unpack(data: bytes, folder: Path, limits: Limits | None = None) -> None:
+    """Unpack into a private temporary folder, check the manifest, rename it into place."""
+    limits = limits or Limits()
+    # Headers and padding: at most 3 blocks of 512 bytes per entry beyond its data.
+    stream_limit = limits.max_bytes + 1536 * (limits.max_files + 2) + 2**20
     temp = folder.parent / f".{folder.name}.tmp-{secrets.token_hex(4)}"
     try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-            members = tar.getmembers()
-            for member in members:
-                name = PurePosixPath(member.name)
-                regular = member.isfile() or member.isdir()
-                if not regular or name.is_absolute() or ".." in name.parts:
-                    raise BridgeError(f"The code archive holds the unsafe entry {member.name!r}.")
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with (
+            gzip.GzipFile(fileobj=io.BytesIO(data), mode="rb") as gz,
+            tarfile.open(fileobj=_BoundedReader(gz, stream_limit), mode="r:") as tar,
+        ):
+            members = _check_members(tar, limits)
             if hasattr(tarfile, "data_filter"):
                 tar.extractall(temp, members=members, filter="data")
             else:  # Python < 3.10.12: the entries were checked above
                 tar.extractall(temp, members=members)
+        manifest_paths(temp)  # a bad manifest never reaches the cache
         try:
             os.rename(temp, folder)
         except OSError:
             if not folder.is_dir():  # not a concurrent worker winning the race
                 raise
+    except (OSError, EOFError, tarfile.TarError, zlib.error) as exc:
+        raise _unpack_error(folder, exc) from None
     finally:
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def _unpack_error(folder: Path, exc: BaseException) -> BridgeError:
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return BridgeError(
+            f"No space left to unpack the code archive into {folder}. Free space there, or "
+            f"point {ENV_CACHE} at a folder with room; nothing was left half-unpacked."
+        )
+    if isinstance(exc, OSError):
+        return BridgeError(
+            f"Cannot unpack the code archive into {folder} ({exc.strerror or exc}). Point "
+            f"{ENV_CACHE} at a writable folder."
+        )
+    return BridgeError(
+        f"The code archive for {folder.name} is not a valid .tar.gz ({exc}). Compile the "
+        "pipeline again."
+    )
 
 
 def _default_cache() -> Path:

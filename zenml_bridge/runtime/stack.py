@@ -10,9 +10,10 @@ from typing import Any
 
 from zenml_bridge.config import Settings
 from zenml_bridge.errors import BridgeError, did_you_mean
+from zenml_bridge.redact import redact_text
 from zenml_bridge.runtime.tracking import ExperimentTracker
 from zenml_bridge.stores.artifacts import ArtifactStore
-from zenml_bridge.stores.metadata import MetadataStore
+from zenml_bridge.stores.metadata import MetadataStore, check_writable
 
 TRACKER_GROUP = "zenml_bridge.experiment_trackers"
 
@@ -41,7 +42,7 @@ class Tracker:
             note = f"{method}: {exc}"
             if not self.skipped:
                 print(
-                    f"warning: experiment tracking skipped ({note}); the run goes on",
+                    f"warning: experiment tracking skipped ({redact_text(note)}); the run goes on",
                     file=sys.stderr,
                 )
             self.skipped.append(note)
@@ -104,6 +105,7 @@ def open_stack(settings: Settings) -> Stack:
     if stack is None:
         artifacts = ArtifactStore(settings.artifact_root)
         artifacts.check_writable()
+        check_writable(settings.metadata_url)  # a read-only SQLite file: a message, not a trace
         metadata = MetadataStore(settings.metadata_url)
         tracker = load_tracker(settings.experiment_tracker, settings.home)
         stack = Stack(settings, metadata, artifacts, tracker)

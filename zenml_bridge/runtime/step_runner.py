@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from zenml_bridge import ir
-from zenml_bridge.errors import BridgeError
+from zenml_bridge.errors import BridgeError, disk_full_error
 from zenml_bridge.runtime.context import StepContext, step_context
 from zenml_bridge.runtime.stack import Stack
 from zenml_bridge.runtime.tracking import RunInfo, StepInfo
@@ -419,7 +419,14 @@ def _tracked(
 
 
 def _save(materializer: Any, value: Any, folder: str, fs: Any) -> None:
-    materializer.save(value, folder, fs)
+    try:
+        materializer.save(value, folder, fs)
+    except OSError as exc:  # a full disk is the user's to fix: a message, not a traceback
+        where = f"an artifact into {folder.rpartition('/')[0] or folder}"
+        error = disk_full_error(exc, where, "ZENML_BRIDGE_ARTIFACT_ROOT")
+        if error is None:
+            raise
+        raise error from None
 
 
 def _still_valid(registry: Any, hit: Mapping[str, OutputInfo], stack: Stack) -> bool:

@@ -15,6 +15,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from zenml_bridge.errors import BridgeError
+from zenml_bridge.redact import redact_url
 from zenml_bridge.stores.fastpath import is_transient_text, tune_sqlite
 
 #: SQLAlchemy 1.4 (Airflow 2 environments): no psycopg 3 dialect, pre-2.0 engine defaults.
@@ -66,11 +67,12 @@ def _use_psycopg2() -> bool:
 
 
 def describe_url(url: str) -> str:
-    """The URL with its password hidden, for messages."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return url
+    """The URL with its password and secret query values hidden, for messages and output.
+
+    The one redaction of zenml-bridge (:func:`zenml_bridge.redact.redact_url`), for metadata
+    URLs and artifact roots alike.
+    """
+    return redact_url(url)
 
 
 def create_engine(url: str) -> sa.Engine:
@@ -133,6 +135,12 @@ def connection_error(url: str, exc: BaseException) -> BridgeError:
     parsed = parse_url(url)
     backend = parsed.get_backend_name()
     reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    if backend == "sqlite" and ("not a database" in reason or "malformed" in reason):
+        return BridgeError(
+            f"The metadata store {parsed.database} is not a usable SQLite database ({reason}). "
+            "Move the file away (a new store is created in its place) or restore it from a "
+            "backup, or set ZENML_BRIDGE_METADATA_URL to another store."
+        )
     if backend == "sqlite":
         return BridgeError(
             f"Cannot open the SQLite metadata store {parsed.database} ({reason}). Check that the "

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import random
 import re
 import time
@@ -91,8 +92,22 @@ def _row(row: Any) -> Row:
     data = dict(row._mapping)
     for key in _JSON_COLUMNS.intersection(data):
         if isinstance(data[key], str):
-            data[key] = json.loads(data[key])
+            data[key] = _json_column(data, key)
     return data
+
+
+def _json_column(data: Row, key: str) -> Any:
+    """A JSON column of a row; a damaged value is a BridgeError naming the row, not a traceback."""
+    try:
+        return json.loads(data[key])
+    except (ValueError, RecursionError) as exc:
+        ids = ("run_id", "step", "artifact_id")
+        where = ", ".join(f"{k} {data[k]!r}" for k in ids if k in data)
+        raise BridgeError(
+            f"The metadata store holds a damaged record: column '{key}' of the row with "
+            f"{where or 'no id'} is not valid JSON ({exc}). Repair or delete that row, or "
+            "restore the database from a backup."
+        ) from None
 
 
 class MetadataStore:
@@ -147,8 +162,12 @@ class MetadataStore:
             if _is_transient(exc):
                 raise
             raise connection_error(self.url, exc) from None
+        except sa.exc.DatabaseError as exc:
+            if self.dialect != "sqlite":
+                raise
+            raise connection_error(self.url, exc) from None  # e.g. "file is not a database"
         compiled = CompiledStatements.from_engine(self.engine, self._statements())
-        if self.dialect == "sqlite":
+        if self.dialect == "sqlite" and not is_read_only(self.url):
             self._save_statements(key, compiled)
         return compiled
 
@@ -224,6 +243,9 @@ class MetadataStore:
                 f"The metadata store {describe_url(self.url)} has schema version {version}; this "
                 f"zenml-bridge knows up to {SCHEMA_VERSION}. Upgrade zenml-bridge."
             )
+        if is_read_only(self.url):
+            problem = f"has schema version {version} (this zenml-bridge: {SCHEMA_VERSION})"
+            raise read_only_error(self.url, problem if version else "holds no runs yet")
         from zenml_bridge.stores.schema import migrate, mysql_lock
 
         def work(conn: Any) -> None:
@@ -699,14 +721,14 @@ class MetadataStore:
         for values in rows:
             data = dict(zip(STEP_COLUMNS, values))
             for key in _JSON_COLUMNS.intersection(data):
-                data[key] = json.loads(data[key])
+                data[key] = _json_column(data, key)
             result[data["step"]] = data
         return result
 
     def lookup_cache(self, cache_key: str) -> dict[str, Any] | None:
         """The outputs recorded under ``cache_key`` (name -> artifact info), or None."""
         row = self._fast([("cache_get", [{"k": cache_key}])], write=False)
-        return json.loads(row[0]) if row else None
+        return _cache_outputs(row[0]) if row else None
 
     def record_step(
         self,
@@ -929,6 +951,55 @@ def _hashes(outputs_json: str | None) -> dict[str, str]:
 
 def _utc(timestamp: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(timestamp))
+
+
+def _cache_outputs(text: str) -> dict[str, Any] | None:
+    """A cache entry's outputs; a damaged entry is a miss (the fresh execution replaces it)."""
+    try:
+        outputs = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return outputs if isinstance(outputs, dict) else None
+
+
+def is_read_only(url: str) -> bool:
+    """Whether ``url`` opens a SQLite store read-only (see ``cli.common.open_store``)."""
+    return url.startswith("sqlite:///file:") and "mode=ro" in url
+
+
+def check_writable(url: str) -> None:
+    """Refuse, with a message, a SQLite store this process cannot write (a read-only mount, mode
+    0444, another user's folder): SQLite would open it read-only and fail at the first write.
+
+    Raises:
+        BridgeError: naming the file, what still works and how to fix it.
+    """
+    if not url.startswith("sqlite:///") or "?" in url:
+        return
+    path = url[len("sqlite:///") :]
+    if not path or path == ":memory:" or path.startswith("file:") or not os.path.isfile(path):
+        return
+    if os.access(path, os.W_OK) and os.access(os.path.dirname(os.path.abspath(path)), os.W_OK):
+        return
+    raise BridgeError(
+        f"The SQLite metadata store {path} is read-only here (the file or its folder cannot be "
+        "written), and this command records runs in it. `zenml-bridge runs list/show` and "
+        "`artifacts list/show` still read it. Make the file and its folder writable, or set "
+        "ZENML_BRIDGE_METADATA_URL to a writable store."
+    )
+
+
+def read_only_error(url: str, problem: str) -> BridgeError:
+    """A BridgeError for a store opened read-only that would need a write (``problem``)."""
+    from urllib.parse import unquote
+
+    path = unquote(url[len("sqlite:///file:") :].partition("?")[0])
+    return BridgeError(
+        f"The SQLite metadata store {path} is read-only here and {problem}; creating or "
+        "upgrading its tables needs a write. Open it once where it is writable (any "
+        "zenml-bridge command does), or list a writable copy "
+        "(ZENML_BRIDGE_METADATA_URL=sqlite:///COPY.db)."
+    )
 
 
 def _backend(url: str) -> str:
