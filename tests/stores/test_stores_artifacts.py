@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -69,9 +72,18 @@ def test_failed_save_leaves_nothing(tmp_path: Path) -> None:
 
 
 def test_stale_temporary_folders_are_removed(tmp_path: Path) -> None:
+    from zenml_bridge.stores.artifacts import _HOST
+
     store = ArtifactStore(str(tmp_path))
-    stale = tmp_path / "p" / "r" / "s" / ".o.tmp-deadbeef"
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    # Left by a writer of this machine that no longer runs (a live writer's is kept).
+    stale = tmp_path / "p" / "r" / "s" / f".o.tmp-{_HOST}-{gone.stdout.strip()}-deadbeef0000"
     stale.mkdir(parents=True)
+    # Left by an older release (no writer in its name): removed once older than a day.
+    legacy = tmp_path / "p" / "r" / "s" / ".o.tmp-deadbeef"
+    legacy.mkdir()
+    os.utime(legacy, (time.time() - 2 * 86400, time.time() - 2 * 86400))
     store.write("p", "r", "s", "o", _save(1))
     assert sorted(os.listdir(tmp_path / "p" / "r" / "s")) == ["o"]
 

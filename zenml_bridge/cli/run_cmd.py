@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
 from typing import Any
 
@@ -59,17 +61,24 @@ def _run(args: argparse.Namespace) -> int:
             errors.append(event.error)
 
     started = time.perf_counter()
-    run = run_pipeline(
-        pipeline,
-        {**config.parameters, **parse_parameters(args.params)},
-        cache=False if args.no_cache else None,
-        parallel=args.parallel,
-        run_id=args.run_id,
-        config=config,
-        settings=settings,
-        progress=progress,
-        raise_on_failure=False,
-    )
+    try:
+        run = run_pipeline(
+            pipeline,
+            {**config.parameters, **parse_parameters(args.params)},
+            cache=False if args.no_cache else None,
+            parallel=args.parallel,
+            run_id=args.run_id,
+            config=config,
+            settings=settings,
+            progress=progress,
+            raise_on_failure=False,
+        )
+    except KeyboardInterrupt:
+        # Ctrl-C: the run is recorded cancelled already. Exit now: the interpreter would
+        # otherwise wait for steps still running in --parallel threads before exiting.
+        print("Interrupted.", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(130)
     elapsed = time.perf_counter() - started
     counts: dict[str, int] = {}
     for step in run.steps.values():

@@ -1,4 +1,8 @@
-"""``zenml-bridge runs list | show RUN | compare RUN RUN``."""
+"""``zenml-bridge runs list | show RUN | compare RUN RUN | cancel RUN``.
+
+``list`` and ``show`` first mark runs and steps whose heartbeat stopped as failed ("lost"),
+see :mod:`zenml_bridge.runtime.liveness`.
+"""
 
 from __future__ import annotations
 
@@ -27,12 +31,45 @@ def register(subparsers: Any) -> None:
     compare.add_argument("first", metavar="RUN")
     compare.add_argument("second", metavar="RUN")
     compare.set_defaults(handler=_compare)
+    cancel = actions.add_parser(
+        "cancel", help="mark a running run cancelled (its running steps failed)"
+    )
+    cancel.add_argument("run", metavar="RUN", help="run id, unique prefix, or 'latest'")
+    cancel.set_defaults(handler=_cancel)
 
 
 def store() -> Any:
     from zenml_bridge.cli.common import open_store
 
     return open_store()  # read-only when the SQLite file cannot be written: still listable
+
+
+def swept_store() -> Any:
+    """The store, after runs whose heartbeat stopped were marked failed ("lost")."""
+    from zenml_bridge.runtime.liveness import maybe_sweep
+
+    metadata = store()
+    maybe_sweep(metadata, force=True)
+    return metadata
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    from zenml_bridge.errors import BridgeError
+
+    metadata = store()
+    run = metadata.resolve_run(args.run)
+    reason = f"cancelled by `zenml-bridge runs cancel` at {time.strftime('%Y-%m-%d %H:%M:%S')}"
+    if not metadata.cancel_run(run["run_id"], reason):
+        now = metadata.get_run(run["run_id"]) or run
+        raise BridgeError(
+            f"Run {run['run_id']} is {now['status']}, not running: there is nothing to cancel."
+        )
+    print(f"Run {run['run_id']} cancelled; its running steps are marked failed.")
+    print(
+        "A local run stops before its next step; an orchestrator's next task of it exits with "
+        "an error (stop the orchestrator's run too, e.g. in the Airflow UI)."
+    )
+    return 0
 
 
 def when(timestamp: float | None) -> str:
@@ -53,7 +90,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
-    runs = store().list_runs(limit=args.limit, pipeline=args.pipeline)
+    runs = swept_store().list_runs(limit=args.limit, pipeline=args.pipeline)
     if not runs:
         print("No runs yet. Start one with `zenml-bridge run SRC`.")
         return 0
@@ -73,7 +110,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    metadata = store()
+    metadata = swept_store()
     run = metadata.resolve_run(args.run)
     steps = metadata.step_runs(run["run_id"])
     ordered = sorted(steps.values(), key=lambda s: s["started_at"])
@@ -87,6 +124,8 @@ def _show(args: argparse.Namespace) -> int:
     print(f"Run        {run['run_id']}")
     print(f"Pipeline   {run['pipeline']}")
     print(f"Status     {run['status']}")
+    if run.get("reason"):
+        print(f"Reason     {redact_text(run['reason'])}")
     duration = seconds(run["started_at"], run["ended_at"])
     print(f"Started    {when(run['started_at'])}   duration {duration}")
     print(f"Backend    {run['backend']}")
@@ -127,7 +166,7 @@ def _show(args: argparse.Namespace) -> int:
                 f"\n{s['step']}: metrics {json.dumps(s['metrics'], sort_keys=True)}"
                 f" metadata {json.dumps(s['metadata'], sort_keys=True, default=str)}"
             )
-        if s["status"] == "failed" and s["error"]:
+        if s["status"] in ("failed", "retrying") and s["error"]:
             error = redact_text(s["error"]).rstrip()
             print(f"\n{s['step']} failed:\n  " + error.replace("\n", "\n  "))
     return 0

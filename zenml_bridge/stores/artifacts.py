@@ -2,8 +2,11 @@
 
 Layout: ``<root>/<pipeline>/<run_id>/<step>/<output>/``. A materializer writes into a temporary
 sibling folder, which is hashed and then renamed into place, so a reader never sees a
-half-written artifact (a killed writer leaves at most a ``.<output>.tmp-*`` folder, removed by
-the next write of that output). Loading verifies the hash first.
+half-written artifact (a killed writer leaves at most a ``.<output>.tmp-<host>-<pid>-*`` folder,
+removed by a later write of that output once its writer is gone; a live writer's is never
+touched). A folder already in place is never replaced: an identical second attempt is
+discarded, a different one goes to ``<output>.<sha256[:16]>/`` and the metadata store decides
+which record wins. Loading verifies the hash first.
 
 The content hash is sha256 over the folder's files in sorted relative-path order, each as
 ``path NUL size NUL bytes``.
@@ -117,7 +120,7 @@ class ArtifactStore:
     ) -> tuple[str, str, int]:
         parent = os.path.dirname(final)
         prefix = f".{output}.tmp-"
-        temp = os.path.join(parent, prefix + secrets.token_hex(6))
+        temp = os.path.join(parent, prefix + _writer_tag())
         try:
             # Two syscalls for a new step folder; makedirs only for the run's first step.
             try:
@@ -139,14 +142,14 @@ class ArtifactStore:
             try:
                 os.rename(temp, final)
             except OSError:
-                # A folder left by an earlier attempt that was never recorded: replace it.
-                shutil.rmtree(final, ignore_errors=True)
-                os.rename(temp, final)
+                # Another attempt of this step put a folder there first (a retry after a
+                # failure, a duplicate task): never replace it, it may be recorded already.
+                final = _settle_local(temp, final, digest)
         except BaseException:
             shutil.rmtree(temp, ignore_errors=True)
             raise
         for name in os.listdir(parent):
-            if name.startswith(prefix):  # left by a killed writer
+            if name.startswith(prefix) and _stale_temp(os.path.join(parent, name), prefix):
                 shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
         _remember(final, digest)
         return final, digest, size
@@ -156,13 +159,20 @@ class ArtifactStore:
     ) -> tuple[str, str, int]:
         fs = self.fs
         parent = final.rsplit("/", 1)[0]
-        temp = f"{parent}/.{output}.tmp-{secrets.token_hex(6)}"
+        temp = f"{parent}/.{output}.tmp-{_writer_tag()}"
         fs.makedirs(temp, exist_ok=True)
         try:
             save(temp, fs)
             digest, size = _hash_fs(fs, temp)
             if fs.exists(final):
-                fs.rm(final, recursive=True)
+                # Never replace a folder another attempt wrote (see _write_local).
+                if _hash_fs(fs, final)[0] == digest:
+                    fs.rm(temp, recursive=True)
+                    return _unstrip(fs, final), digest, size
+                final = f"{final}.{digest[:16]}"
+                if fs.exists(final):
+                    fs.rm(temp, recursive=True)
+                    return _unstrip(fs, final), digest, size
             # Object stores have no atomic folder rename; readers check the recorded hash.
             fs.mv(temp, final, recursive=True)
         except BaseException:
@@ -298,6 +308,66 @@ class ArtifactStore:
         if not fs.exists(path):
             raise _missing(uri)
         return _hash_fs(fs, path)[0]
+
+
+#: Temporary folders of writers that are gone are removed after this many seconds at most
+#: (at once when the writer was a process of this machine that no longer exists).
+ENV_TEMP_MAX_AGE = "ZENML_BRIDGE_TEMP_MAX_AGE"
+_HOST = hashlib.sha256(
+    (os.uname().nodename if hasattr(os, "uname") else os.environ.get("COMPUTERNAME", "")).encode()
+).hexdigest()[:8]
+
+
+def _writer_tag() -> str:
+    """``<host>-<pid>-<random>``: whose temporary folder it is (the pid at write time: a forked
+    step process writes its own)."""
+    return f"{_HOST}-{os.getpid()}-{secrets.token_hex(6)}"
+
+
+def _stale_temp(path: str, prefix: str) -> bool:
+    """Whether a temporary artifact folder was left by a writer that is gone: a process of
+    this machine that no longer exists, or any writer after ``ZENML_BRIDGE_TEMP_MAX_AGE``
+    seconds (default a day). A live writer's folder is never removed."""
+    parts = os.path.basename(path)[len(prefix) :].split("-")
+    if len(parts) == 3 and parts[0] == _HOST and parts[1].isdigit():
+        pid = int(parts[1])
+        if pid == os.getpid():
+            return False  # this process writes it (another thread)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except (PermissionError, OverflowError):
+            pass
+    try:
+        age = time.time() - os.stat(path).st_mtime
+    except OSError:
+        return False
+    try:
+        limit = float(os.environ.get(ENV_TEMP_MAX_AGE) or 86400)
+    except ValueError:
+        limit = 86400.0
+    return age > limit
+
+
+def _settle_local(temp: str, final: str, digest: str) -> str:
+    """Where this attempt's output goes when ``final`` exists already: the existing folder
+    when it holds the same content (this one is discarded), else a sibling named by this
+    content's hash (``<output>.<sha256[:16]>``), so that a recorded artifact is never
+    replaced. The metadata store decides which attempt's record wins."""
+    try:
+        existing = _hash_local(final)[0]
+    except OSError:
+        existing = None
+    if existing == digest:
+        shutil.rmtree(temp, ignore_errors=True)
+        return final
+    other = f"{final}.{digest[:16]}"
+    try:
+        os.rename(temp, other)
+    except OSError:  # the same content is there already (its name is its hash)
+        shutil.rmtree(temp, ignore_errors=True)
+    return other
 
 
 #: folder -> (sha256, signature of its files, when hashed) for artifacts this process hashed.
