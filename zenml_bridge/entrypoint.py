@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--code-archive", default=None, help="URI of the code archive to import")
     run.add_argument("--code-archive-sha256", default=None, help="sha256 of the code archive")
     run.add_argument("--no-cache", action="store_true", help="do not use cached results")
+    # The default, spelled out: an orchestrator can always pass one of the two (Airflow's
+    # no_cache param renders to either) where an argument list cannot leave one out.
+    run.add_argument("--cache", dest="no_cache", action="store_false", help="use the cache")
     return parser
 
 

@@ -28,7 +28,11 @@ def _hints(cls: type) -> dict[str, Any]:
 def to_dict(value: Any) -> Any:
     """Turn an IR value into plain JSON data (dicts, lists, scalars)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_dict(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {
+            f.name: to_dict(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if not (f.metadata.get("omit_empty") and getattr(value, f.name) == f.default)
+        }
     if isinstance(value, tuple | list):
         return [to_dict(item) for item in value]
     if isinstance(value, dict):

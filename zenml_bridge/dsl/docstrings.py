@@ -1,0 +1,53 @@
+"""Parameter descriptions from a Google-style docstring (its ``Args:`` section)."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable
+from typing import Any
+
+_SECTION = re.compile(r"^(Args|Arguments|Parameters|Params):\s*$")
+_OTHER_SECTION = re.compile(r"^[A-Z][A-Za-z ]*:\s*$")
+_ENTRY = re.compile(r"^(\*{0,2}\w+)\s*(\([^)]*\))?\s*:\s*(.*)$")
+
+
+def parameter_descriptions(func: Callable[..., Any]) -> dict[str, str]:
+    """``{name: description}`` from the ``Args:`` section of ``func``'s docstring.
+
+    Continuation lines (indented deeper than the entry) are joined with spaces.
+
+    Example:
+        >>> def f(rows: int = 5):
+        ...     '''Make data.
+        ...
+        ...     Args:
+        ...         rows: how many rows
+        ...             to make.
+        ...     '''
+        >>> parameter_descriptions(f)
+        {'rows': 'how many rows to make.'}
+    """
+    doc = inspect.getdoc(func) or ""
+    found: dict[str, str] = {}
+    lines = doc.splitlines()
+    inside, current, entry_indent = False, None, None
+    for line in lines:
+        stripped = line.strip()
+        indent = len(line) - len(line.lstrip())
+        if not inside:
+            inside = bool(_SECTION.match(stripped)) and indent == 0
+            continue
+        if not stripped:
+            continue
+        if indent == 0 and _OTHER_SECTION.match(stripped):
+            break
+        if entry_indent is None:
+            entry_indent = indent
+        match = _ENTRY.match(stripped)
+        if indent <= entry_indent and match:
+            current = match.group(1).lstrip("*")
+            found[current] = match.group(3).strip()
+        elif current is not None and indent > entry_indent:
+            found[current] = f"{found[current]} {stripped}".strip()
+    return found
