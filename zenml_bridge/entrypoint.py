@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     # The default, spelled out: an orchestrator can always pass one of the two (Airflow's
     # no_cache param renders to either) where an argument list cannot leave one out.
     run.add_argument("--cache", dest="no_cache", action="store_false", help="use the cache")
+    run.add_argument(
+        "--attempt", type=int, default=None, help="the orchestrator's try number of this task"
+    )
     return parser
 
 
@@ -150,12 +153,21 @@ def run_step_command(args: argparse.Namespace) -> int:
     )
     states = store.step_runs(args.run_id)
     mine = states.get(step.name)
+    if mine is not None and rerun_requested(args, mine):
+        # A new try of a finished step: the orchestrator was told to run it again (Airflow's
+        # Clear). Run it, without the cache, and reopen the run until it completes again.
+        print(f"step '{step.name}' was {mine['status']}; try {args.attempt} runs it again")
+        args.no_cache = True
+        store.update_run(args.run_id, status="running", ended_at=None)
+        mine = None
     if mine is not None and mine["status"] in ("completed", "cached"):
         print(f"step '{step.name}' of run {args.run_id} is already {mine['status']}")
         store.complete_run_if_done(args.run_id, len(pipeline.steps))
         _kfp_outputs(args.kfp_executor_input, _result_of(step.name, mine))
         return 0
     previous = int(mine["attempt"]) if mine is not None else 0
+    if args.attempt is not None:
+        previous = args.attempt - 1  # record the orchestrator's own try number
     started = time.time()
     try:
         upstream, run_info = _prepare(args, pipeline, step, parameters, stack, states, backend)
@@ -192,6 +204,13 @@ def run_step_command(args: argparse.Namespace) -> int:
         stack.tracker.call("on_run_end", run_info, "completed")
     _kfp_outputs(args.kfp_executor_input, result)
     return 0
+
+
+def rerun_requested(args: argparse.Namespace, mine: Any) -> bool:
+    """True for a try after the one that finished the step (a cleared Airflow task)."""
+    if mine is None or args.attempt is None or mine["status"] not in ("completed", "cached"):
+        return False
+    return bool(args.attempt > int(mine["attempt"]))
 
 
 def _record_failed(
