@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 import traceback
@@ -51,9 +52,28 @@ def build_parser() -> argparse.ArgumentParser:
     # no_cache param renders to either) where an argument list cannot leave one out.
     run.add_argument("--cache", dest="no_cache", action="store_false", help="use the cache")
     run.add_argument(
-        "--attempt", type=int, default=None, help="the orchestrator's try number of this task"
+        "--attempt",
+        type=_positive_int,
+        default=None,
+        help="the orchestrator's try number (1 = first); default: one more than recorded",
+    )
+    run.add_argument(
+        "--new-attempt",
+        action="store_true",
+        help="re-run an existing run with a new IR (e.g. after an Airflow Clear); without it a "
+        "run id that was started with another IR is refused",
     )
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of 1 or more, not {text!r}")
+    return value
 
 
 def read_ir_text(uri: str) -> str:
@@ -110,8 +130,9 @@ def run_step_command(args: argparse.Namespace) -> int:
     """Run one step; the exit code tells the orchestrator what happened."""
     from zenml_bridge import ir
     from zenml_bridge.config import load_settings
+    from zenml_bridge.runtime.liveness import HEARTBEAT, maybe_sweep
+    from zenml_bridge.runtime.signals import Interrupted, Terminated, handle_signals, reraise
     from zenml_bridge.runtime.stack import open_stack
-    from zenml_bridge.runtime.step_runner import run_step
 
     try:
         overrides = json.loads(args.params_json or "{}")
@@ -139,9 +160,12 @@ def run_step_command(args: argparse.Namespace) -> int:
 
         overrides = {**kfp_io.read_parameters(args.kfp_executor_input, pipeline), **overrides}
     parameters = ir.check_run_parameters(pipeline, overrides)
-    stack = open_stack(load_settings())
+    settings = load_settings()
+    _say_where(settings)
+    stack = open_stack(settings)
     store = stack.metadata
     backend = "kubeflow" if args.kfp_executor_input else os.environ.get(ENV_BACKEND, "entrypoint")
+    maybe_sweep(store)
     store.begin_run(
         run_id=args.run_id,
         pipeline=pipeline.name,
@@ -150,67 +174,164 @@ def run_step_command(args: argparse.Namespace) -> int:
         parameters=parameters,
         code_archive_sha256=args.code_archive_sha256,
         backend=backend,
+        new_attempt=args.new_attempt,
     )
+    run_row = store.run_state(args.run_id) or {}
+    if run_row.get("status") == "cancelled":
+        raise BridgeError(
+            f"Run {args.run_id} was cancelled ({run_row.get('reason') or 'no reason given'}); "
+            f"step '{step.name}' is not run. Start a new run to run the pipeline again."
+        )
     states = store.step_runs(args.run_id)
     mine = states.get(step.name)
     if mine is not None and rerun_requested(args, mine):
-        # A new try of a finished step: the orchestrator was told to run it again (Airflow's
-        # Clear). Run it, without the cache, and reopen the run until it completes again.
-        print(f"step '{step.name}' was {mine['status']}; try {args.attempt} runs it again")
-        args.no_cache = True
-        store.update_run(args.run_id, status="running", ended_at=None)
+        _reset_for_rerun(args, store, step.name, mine, parameters)
         mine = None
-    if mine is not None and mine["status"] in ("completed", "cached"):
+    if (
+        mine is not None
+        and mine["status"] in ("completed", "cached")
+        and mine.get("ir_sha256") in (None, args.ir_sha256)
+    ):
         print(f"step '{step.name}' of run {args.run_id} is already {mine['status']}")
         store.complete_run_if_done(args.run_id, len(pipeline.steps))
         _kfp_outputs(args.kfp_executor_input, _result_of(step.name, mine))
         return 0
-    previous = int(mine["attempt"]) if mine is not None else 0
-    if args.attempt is not None:
-        previous = args.attempt - 1  # record the orchestrator's own try number
+    attempt = args.attempt or (int(mine["attempt"]) + 1 if mine is not None else 1)
+    # The orchestrator retries while attempts remain (Airflow: retries = max_retries).
+    will_retry = attempt <= step.retry.max_retries
+    if run_row.get("status") == "failed":
+        store.reopen_run(args.run_id)  # a new attempt after the run failed (retry, Clear)
+    marked = store.mark_step_running(
+        run_id=args.run_id, step=step.name, attempt=attempt, parameters=parameters
+    )
+    if marked["status"] in ("completed", "cached"):  # another attempt just completed it
+        print(f"step '{step.name}' of run {args.run_id} is already {marked['status']}")
+        return 0
     started = time.time()
+    HEARTBEAT.add(store, args.run_id, step.name)
     try:
-        upstream, run_info = _prepare(args, pipeline, step, parameters, stack, states, backend)
-        result = run_step(
-            stack,
-            pipeline,
-            step,
-            run_id=args.run_id,
-            run_parameters=parameters,
-            upstream=upstream,
-            cache=not args.no_cache,
-            attempt=previous + 1,
-            run_info=run_info,
-        )
-    except (Exception, SystemExit) as exc:
-        # The run was begun: never leave it "running" because the step could not start.
-        text = str(exc) if isinstance(exc, BridgeError) else traceback.format_exc()
-        _record_failed(store, args.run_id, step.name, parameters, previous + 1, started, text)
-        if isinstance(exc, SystemExit):  # its code may be 0: the step still failed
-            print(f"step '{step.name}' failed:\n{text}", file=sys.stderr)
-            return 1
-        raise
+        with handle_signals():
+            try:
+                upstream, run_info = _prepare(
+                    args, pipeline, step, parameters, stack, states, backend
+                )
+                result = _execute_step(
+                    stack,
+                    pipeline,
+                    step,
+                    run_id=args.run_id,
+                    run_parameters=parameters,
+                    upstream=upstream,
+                    cache=not args.no_cache,
+                    attempt=attempt,
+                    run_info=run_info,
+                    will_retry=will_retry,
+                )
+            except Terminated as exc:
+                # Airflow's execution_timeout, "Mark failed" and a pod deletion send SIGTERM;
+                # an orchestrator retries a timed-out task while attempts remain.
+                reason = (
+                    f"terminated by {exc.name}: the orchestrator's timeout, 'Mark failed' or "
+                    "pod deletion"
+                    if exc.signum == signal.SIGTERM
+                    else f"interrupted by {exc.name}"
+                )
+                run_state = "cancelled" if isinstance(exc, Interrupted) else "failed"
+                _record_failed(
+                    store, args.run_id, step.name, parameters, attempt, started, reason,
+                    will_retry=will_retry and run_state == "failed", run_status=run_state,
+                )  # fmt: skip
+                print(f"step '{step.name}' {reason}", file=sys.stderr)
+                reraise(exc)
+                return exc.exit_code  # pragma: no cover - reraise ends the process
+            except (Exception, SystemExit) as exc:
+                # The run was begun: never leave it "running" because the step could not start.
+                text = str(exc) if isinstance(exc, BridgeError) else traceback.format_exc()
+                _record_failed(
+                    store, args.run_id, step.name, parameters, attempt, started, text,
+                    will_retry=will_retry,
+                )  # fmt: skip
+                if isinstance(exc, SystemExit):  # its code may be 0: the step still failed
+                    print(f"step '{step.name}' failed:\n{text}", file=sys.stderr)
+                    return 1
+                raise
+    finally:
+        HEARTBEAT.remove(store, args.run_id, step.name)
     if result.status == "failed":
-        print(f"step '{step.name}' failed:\n{result.traceback}", file=sys.stderr)
-        store.finish_run(args.run_id, "failed")
-        if stack.tracker is not None and run_info is not None:
-            stack.tracker.call("on_run_end", run_info, "failed")
+        what = "failed (the orchestrator retries it)" if will_retry else "failed"
+        print(f"step '{step.name}' {what}:\n{result.traceback}", file=sys.stderr)
+        if not will_retry:
+            store.finish_run(args.run_id, "failed", reason=f"step '{step.name}' failed")
+            if stack.tracker is not None and run_info is not None:
+                _quietly(stack.tracker.call, "on_run_end", run_info, "failed")
         if isinstance(result.error, BridgeError):
             raise result.error
         return 1
     print(f"step '{step.name}' of run {args.run_id} {result.status} ({result.duration_s:.2f}s)")
     done = store.complete_run_if_done(args.run_id, len(pipeline.steps))
     if done and stack.tracker is not None and run_info is not None:
-        stack.tracker.call("on_run_end", run_info, "completed")
+        _quietly(stack.tracker.call, "on_run_end", run_info, "completed")
     _kfp_outputs(args.kfp_executor_input, result)
     return 0
 
 
+def _say_where(settings: Any) -> None:
+    """Every step says where it records (task logs are read one at a time; the default
+    location is announced only once, ever, when it is created)."""
+    from urllib.parse import urlsplit
+
+    from zenml_bridge.stores.metadata import describe_url
+
+    root = settings.artifact_root
+    parts = urlsplit(root)
+    if parts.username or parts.password:  # never print credentials of an fsspec URL
+        root = parts._replace(netloc=parts.hostname or "").geturl()
+    print(
+        f"zenml-bridge: recording into {describe_url(settings.metadata_url)}, artifacts under "
+        f"{root}",
+        file=sys.stderr,
+    )
+
+
 def rerun_requested(args: argparse.Namespace, mine: Any) -> bool:
-    """True for a try after the one that finished the step (a cleared Airflow task)."""
-    if mine is None or args.attempt is None or mine["status"] not in ("completed", "cached"):
+    """True for a try after the one that finished the step: the orchestrator was told to run
+    it again (Airflow's Clear starts a new try), so the step runs, not the cache."""
+    if args.attempt is None or mine["status"] not in ("completed", "cached"):
         return False
     return bool(args.attempt > int(mine["attempt"]))
+
+
+def _reset_for_rerun(
+    args: argparse.Namespace, store: Any, step: str, mine: Any, parameters: dict[str, Any]
+) -> None:
+    """Make a finished step runnable again: its record back to running (the completed record
+    is otherwise kept), the run reopened, no cache look-up."""
+    print(f"step '{step}' was {mine['status']} (try {mine['attempt']}); try {args.attempt} runs it")
+    now = time.time()
+    store.record_step(
+        run_id=args.run_id, step=step, status="running", outputs={}, parameters=parameters,
+        attempt=args.attempt, started_at=now, ended_at=now, replace_completed=True,
+    )  # fmt: skip
+    store.update_run(args.run_id, status="running", ended_at=None, reason=None)
+    args.no_cache = True
+
+
+def _execute_step(stack: Any, pipeline: Any, step: Any, **options: Any) -> Any:
+    """The step in a forked child (timeout enforced, an exit without result noticed), or
+    in-process where fork is missing or ``ZENML_BRIDGE_ISOLATE=0``."""
+    from zenml_bridge.runtime import isolation
+    from zenml_bridge.runtime.step_runner import run_step, run_step_in_child
+
+    if isolation.entrypoint_isolates():
+        return run_step_in_child(stack, pipeline, step, timeout_s=step.timeout_s, **options)
+    return run_step(stack, pipeline, step, **options)
+
+
+def _quietly(call: Any, *args: Any) -> None:
+    try:
+        call(*args)
+    except Exception as exc:
+        print(f"warning: {exc}", file=sys.stderr)
 
 
 def _record_failed(
@@ -221,13 +342,18 @@ def _record_failed(
     attempt: int,
     started: float,
     error: str,
+    *,
+    will_retry: bool = False,
+    run_status: str = "failed",
 ) -> None:
-    """Record the step failed and the run failed; a failing store must not hide ``error``."""
+    """Record the step failed (``retrying`` when the orchestrator retries it) and, on its last
+    attempt, the run ``run_status``; a failing store must not hide ``error``. A completed
+    record of another attempt is kept, and then the run is not failed."""
     try:
-        store.record_step(
+        current = store.record_step(
             run_id=run_id,
             step=step,
-            status="failed",
+            status="retrying" if will_retry else "failed",
             outputs={},
             parameters=parameters,
             error=error,
@@ -235,7 +361,11 @@ def _record_failed(
             started_at=started,
             ended_at=time.time(),
         )
-        store.finish_run(run_id, "failed")
+        if current["status"] in ("completed", "cached") or will_retry:
+            return
+        store.finish_run(
+            run_id, run_status, reason=f"step '{step}': {error.splitlines()[0]}"[:2000]
+        )
     except Exception as exc:
         print(f"warning: could not record the failure of step '{step}': {exc}", file=sys.stderr)
 

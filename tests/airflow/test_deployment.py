@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from deployment import Deployment, deployment
+from support import data_of
 
 from zenml_bridge.cli.source import load_pipeline
 from zenml_bridge.config import Settings
@@ -28,6 +29,7 @@ from zenml_bridge.stores.metadata import MetadataStore
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 FLOWS = Path(__file__).parent / "flows" / "deploy.py"
 AIRFLOW_BIN = Path(sys.executable).parent / "airflow"
+PIPELINES = ("diamond", "flaky", "sleepy", "napping")
 
 
 def _airflow_major() -> int:
@@ -128,9 +130,9 @@ def local_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
 @pytest.fixture(scope="module")
 def project(local_site: Deployment) -> Project:
     project = Project(local_site.root / "project", local_site.dags, local_site.root / "home")
-    for name in ("diamond", "flaky", "sleepy"):
+    for name in PIPELINES:
         project.compile(name)
-    for name in ("diamond", "flaky", "sleepy"):
+    for name in PIPELINES:
         local_site.wait_for_dag(name)
     return project
 
@@ -152,6 +154,10 @@ def test_diamond_runs_with_the_worker_python_into_the_project(
     assert Path(run.steps["join"].outputs["python"].load()).parent == AIRFLOW_BIN.parent
     assert _outputs(run) == _local_outputs(project, tmp_path, {"rows": 6, "label": "first"})
     assert "No runs yet" not in project.cli("runs", "list")
+    # Each task says where it records (not only the first time anything is created).
+    for task in ("source", "join"):
+        log = site.task_log("diamond", run_id, task, 1)
+        assert f"zenml-bridge: recording into {project.metadata_url}" in log
     # No XCom: the status line of a task is not pushed.
     xcoms = site.request(
         "GET", f"/api/v2/dags/diamond/dagRuns/{run_id}/taskInstances/join/xcomEntries"
@@ -220,13 +226,71 @@ def test_failing_step_is_retried_and_recorded(local_site: Deployment, project: P
 
 
 def test_timeout_is_recorded_as_a_failed_step(local_site: Deployment, project: Project) -> None:
+    """execution_timeout (and the entrypoint's own limit, the same 4 s): failed, with why."""
     site = local_site
     run_id, state = _run(site, "sleepy", {"seconds": 120.0})
     assert state == "failed"
     assert site.task_states("sleepy", run_id) == {"slow": ("failed", 1)}
     ours = our_run_id("sleepy", run_id)
     store = MetadataStore(project.metadata_url)
+    row = _wait_for_step(store, ours, "slow", "failed")
+    assert re.search(r"SIGTERM|timed out|timeout", row["error"] or ""), row["error"]
     assert store.get_run(ours)["status"] == "failed"
-    row = store.step_runs(ours)["slow"]
-    assert row["status"] == "failed"
+
+
+def _wait_for_step(store: MetadataStore, run_id: str, step: str, status: str) -> dict[str, Any]:
+    """The step's record once it has ``status`` (the entrypoint records before it exits, but
+    Airflow may report the task's state first)."""
+    deadline = time.monotonic() + 90
+    while True:
+        row = store.step_runs(run_id).get(step)
+        if row is not None and row["status"] == status:
+            return dict(row)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"step {step} of {run_id} is {row and row['status']}: {row}")
+        time.sleep(0.5)
+
+
+def test_mark_failed_is_recorded_with_the_reason(local_site: Deployment, project: Project) -> None:
+    site = local_site
+    run_id = site.trigger("napping", {"seconds": 300.0})
+    ours = our_run_id("napping", run_id)
+    store = MetadataStore(project.metadata_url)
+    _wait_for_step(store, ours, "nap", "running")
+    site.set_task_state("napping", run_id, "nap", "failed")
+    assert site.wait_for_run("napping", run_id) == "failed"
+    row = _wait_for_step(store, ours, "nap", "failed")
     assert "SIGTERM" in (row["error"] or ""), row["error"]
+    assert store.get_run(ours)["status"] == "failed"
+
+
+def test_fix_then_clear_records_the_new_ir_per_step(
+    local_site: Deployment, project: Project
+) -> None:
+    """Last of the module: it changes the project's code."""
+    site = local_site
+    run_id, state = _run(site, "diamond", {"rows": 3, "label": "fix"})
+    assert state == "success"
+    dag_file = site.dags / "zenml_bridge__diamond.py"
+    old_sha = data_of(dag_file.read_text(encoding="utf-8"))["ir_sha256"]
+    flows = project.root / "deploy_flows.py"
+    code = flows.read_text(encoding="utf-8")
+    fixed = code.replace(
+        '"label": label}, sys.executable', '"label": label.upper()}, sys.executable'
+    )
+    assert fixed != code
+    flows.write_text(fixed, encoding="utf-8")
+    project.compile("diamond")
+    new_sha = data_of(dag_file.read_text(encoding="utf-8"))["ir_sha256"]
+    assert new_sha != old_sha
+    site.clear("diamond", run_id, ["join"])
+    site.wait_for_task("diamond", run_id, "join", "success", timeout=180)
+    assert site.wait_for_run("diamond", run_id) == "success"
+    ours = our_run_id("diamond", run_id)
+    rows = MetadataStore(project.metadata_url).step_runs(ours)
+    assert rows["join"]["ir_sha256"] == new_sha
+    assert rows["source"]["ir_sha256"] == old_sha
+    run = load_run(ours, project.settings())
+    assert run.status == "completed"
+    assert run.ir_sha256 == new_sha
+    assert run.steps["join"].outputs["summary"].load() == {"even": 2, "odd": 1, "label": "FIX"}

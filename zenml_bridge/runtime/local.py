@@ -23,10 +23,13 @@ from typing import Any
 from zenml_bridge import ir
 from zenml_bridge.config import RunConfig, Settings, load_settings
 from zenml_bridge.errors import BridgeError, did_you_mean
+from zenml_bridge.runtime import isolation
 from zenml_bridge.runtime.gitinfo import GitInfo, git_info
+from zenml_bridge.runtime.liveness import HEARTBEAT, maybe_sweep
 from zenml_bridge.runtime.records import ArtifactRecord, RunRecord, StepRecord, _named
+from zenml_bridge.runtime.signals import Interrupted, Terminated, handle_signals, reraise
 from zenml_bridge.runtime.stack import Stack, open_stack
-from zenml_bridge.runtime.step_runner import StepResult, run_step
+from zenml_bridge.runtime.step_runner import StepResult, run_step, run_step_in_child
 from zenml_bridge.runtime.tracking import RunInfo
 
 RUN_OPTIONS = (
@@ -56,6 +59,28 @@ class StepEvent:
     attempt: int = 1
     traceback: str | None = None
     error: BaseException | None = None
+
+
+@dataclass
+class _Live:
+    """The steps of a run that are running now (recorded failed if the run is interrupted)."""
+
+    run_id: str
+    running: dict[str, tuple[int, float]] = dataclasses.field(default_factory=dict)
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+    def start(self, step: str, attempt: int) -> None:
+        with self.lock:
+            self.running[step] = (attempt, time.time())
+
+    def end(self, step: str) -> None:
+        with self.lock:
+            self.running.pop(step, None)
+
+    @property
+    def cancelled(self) -> bool:
+        """``zenml-bridge runs cancel`` (seen by the heartbeat): start no further step."""
+        return self.run_id in HEARTBEAT.gone
 
 
 class RunFailed(Exception):
@@ -199,6 +224,7 @@ def _execute(
 ) -> RunRecord:
     store = stack.metadata
     ir_sha = _identity(pipeline_ir)
+    maybe_sweep(store)
     created = store.begin_run(
         run_id=run_id,
         pipeline=pipeline_ir.name,
@@ -217,34 +243,62 @@ def _execute(
     run_info = None
     links: dict[str, str] = {}
     results: dict[str, StepResult] = {}
+    live = _Live(run_id)
     status = "failed"
+    reason: str | None = None
+    interrupted: Terminated | None = None
+    HEARTBEAT.add(store, run_id)
     try:
-        if stack.tracker is not None:
-            stack.tracker.skipped.clear()
-            run_info = RunInfo(
-                run_id=run_id,
-                pipeline=pipeline_ir.name,
-                parameters=run_parameters,
-                ir_sha256=ir_sha,
-                git_sha=git.sha,
-            )
-            links = dict(stack.tracker.call("on_run_start", run_info) or {})
-            if links:
-                store.update_run(run_id, links=links)
-                run_info = dataclasses.replace(run_info, links=links)
-        runner = _run_sequential if parallel == 1 else _run_parallel
-        runner(
-            stack, pipeline_ir, run_id, run_parameters, cache, parallel, progress, run_info, results
-        )
-        failed = any(r.status == "failed" for r in results.values())
-        status = "failed" if failed or len(results) < len(pipeline_ir.steps) else "completed"
+        with handle_signals():
+            try:
+                if stack.tracker is not None:
+                    stack.tracker.skipped.clear()
+                    run_info = RunInfo(
+                        run_id=run_id,
+                        pipeline=pipeline_ir.name,
+                        parameters=run_parameters,
+                        ir_sha256=ir_sha,
+                        git_sha=git.sha,
+                    )
+                    links = dict(stack.tracker.call("on_run_start", run_info) or {})
+                    if links:
+                        store.update_run(run_id, links=links)
+                        run_info = dataclasses.replace(run_info, links=links)
+                runner = _run_sequential if parallel == 1 else _run_parallel
+                runner(
+                    stack, pipeline_ir, run_id, run_parameters, cache, parallel, progress,
+                    run_info, results, live,
+                )  # fmt: skip
+                failed = any(r.status == "failed" for r in results.values())
+                complete = not failed and len(results) == len(pipeline_ir.steps)
+                status = "completed" if complete else "failed"
+                if live.cancelled:
+                    status, reason = "cancelled", "cancelled by `zenml-bridge runs cancel`"
+            except Terminated as exc:
+                interrupted = exc
+                status = "cancelled"
+                reason = (
+                    f"interrupted by {exc.name}"
+                    if isinstance(exc, Interrupted)
+                    else f"terminated by {exc.name}"
+                )
+                isolation.kill_children()
+                _record_interrupted(store, live, reason)
+            finally:
+                if stack.tracker is not None and stack.tracker.skipped:
+                    links["tracking.skipped"] = "; ".join(stack.tracker.skipped)[:2000]
+                extra = {"links": links} if links else {}
+                store.finish_run(run_id, status, git_dirty=git.dirty(), reason=reason, **extra)
+                if stack.tracker is not None and run_info is not None:
+                    try:
+                        stack.tracker.call("on_run_end", run_info, status)
+                    except Exception:
+                        if interrupted is None:
+                            raise
     finally:
-        if stack.tracker is not None and stack.tracker.skipped:
-            links["tracking.skipped"] = "; ".join(stack.tracker.skipped)[:2000]
-        extra = {"links": links} if links else {}
-        store.finish_run(run_id, status, git_dirty=git.dirty(), **extra)
-        if stack.tracker is not None and run_info is not None:
-            stack.tracker.call("on_run_end", run_info, status)
+        HEARTBEAT.remove(store, run_id)
+    if interrupted is not None:
+        reraise(interrupted)
     record = _record(
         stack, pipeline_ir, run_id, status, run_parameters, ir_sha, git, links, results
     )
@@ -259,6 +313,26 @@ def _execute(
     return record
 
 
+def _record_interrupted(store: Any, live: _Live, reason: str) -> None:
+    """Record the steps running when the signal came as failed, with the signal as reason."""
+    with live.lock:
+        running = dict(live.running)
+    for name, (attempt, started) in running.items():
+        try:
+            store.record_step(
+                run_id=live.run_id,
+                step=name,
+                status="failed",
+                outputs={},
+                error=reason,
+                attempt=attempt,
+                started_at=started,
+                ended_at=time.time(),
+            )
+        except Exception as exc:
+            print(f"warning: could not record step '{name}' {reason}: {exc}", file=sys.stderr)
+
+
 def _attempts(
     stack: Stack,
     pipeline_ir: ir.Pipeline,
@@ -269,23 +343,34 @@ def _attempts(
     cache: bool,
     progress: Callable[[StepEvent], None],
     run_info: RunInfo | None,
+    live: _Live,
 ) -> StepResult:
     progress(StepEvent(step.name, "running"))
     policy = step.retry
     attempt = 1
+    # A step with a timeout runs in a child process, which is killed when the time is up.
+    isolate = step.timeout_s is not None and isolation.can_fork()
     while True:
-        result = run_step(
-            stack,
-            pipeline_ir,
-            step,
+        will_retry = attempt <= policy.max_retries
+        live.start(step.name, attempt)
+        options: dict[str, Any] = dict(
             run_id=run_id,
             run_parameters=run_parameters,
             upstream=upstream,
             cache=cache,
             attempt=attempt,
             run_info=run_info,
+            will_retry=will_retry,
         )
-        if result.status != "failed" or attempt > policy.max_retries:
+        if isolate:
+            result = run_step_in_child(
+                stack, pipeline_ir, step, timeout_s=step.timeout_s, **options
+            )
+        else:
+            result = run_step(stack, pipeline_ir, step, **options)
+        # Not on a signal: the step then stays "running" until it is recorded interrupted.
+        live.end(step.name)
+        if result.status != "failed" or not will_retry or live.cancelled:
             break
         delay = policy.delay_s * policy.backoff_factor ** (attempt - 1)
         if policy.max_delay_s is not None:
@@ -311,12 +396,16 @@ def _run_sequential(
     progress: Callable[[StepEvent], None],
     run_info: RunInfo | None,
     results: dict[str, StepResult],
+    live: _Live,
 ) -> None:
     upstream: dict[str, Mapping[str, Any]] = {}
     for step in ir.topological_order(pipeline_ir.steps):
+        if live.cancelled:
+            return
         result = _attempts(
-            stack, pipeline_ir, step, run_id, run_parameters, upstream, cache, progress, run_info
-        )
+            stack, pipeline_ir, step, run_id, run_parameters, upstream, cache, progress,
+            run_info, live,
+        )  # fmt: skip
         results[step.name] = result
         if result.status == "failed":
             return
@@ -333,15 +422,18 @@ def _run_parallel(
     progress: Callable[[StepEvent], None],
     run_info: RunInfo | None,
     results: dict[str, StepResult],
+    live: _Live,
 ) -> None:
     pending = {step.name: step for step in ir.topological_order(pipeline_ir.steps)}
     upstream: dict[str, Mapping[str, Any]] = {}
     running: dict[Future[StepResult], str] = {}
     has_env: dict[Future[StepResult], bool] = {}
     failed = False
-    with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="zenml-bridge") as pool:
+    pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="zenml-bridge")
+    finished = False
+    try:
         while pending or running:
-            if not failed:
+            if not failed and not live.cancelled:
                 for name, step in list(pending.items()):
                     if len(running) >= parallel:
                         break
@@ -363,6 +455,7 @@ def _run_parallel(
                             cache,
                             progress,
                             run_info,
+                            live,
                         )
                         running[future] = name
                         has_env[future] = bool(step.env)
@@ -378,6 +471,10 @@ def _run_parallel(
                     failed = True
                 else:
                     upstream[name] = result.outputs
+        finished = True
+    finally:
+        # Interrupted (a signal): do not wait for steps still running in threads.
+        pool.shutdown(wait=finished, cancel_futures=True)
 
 
 def _record(

@@ -216,12 +216,15 @@ def run_step(
     cache: bool = True,
     attempt: int = 1,
     run_info: RunInfo | None = None,
+    will_retry: bool = False,
 ) -> StepResult:
     """Run one step of a run and record it; never raises for a failing step function.
 
     Args:
         upstream: outputs of finished steps of this run: step -> output -> info.
         cache: False skips the cache lookup (``--no-cache``); the result is still cached.
+        will_retry: a failure of this attempt will be retried: it is recorded ``retrying``
+            (the result's status is still ``failed``).
 
     Returns:
         A :class:`StepResult` with status ``completed``, ``cached`` or ``failed``.
@@ -249,8 +252,9 @@ def run_step(
         # SystemExit too: a module calling sys.exit() on import must not pass for success.
         text = str(exc) if isinstance(exc, BridgeError) else user_traceback(exc)
         return _record_failure(
-            store, step, run_id, key, consumed, parameters, attempt, started, clock, exc, text
-        )
+            store, step, run_id, key, consumed, parameters, attempt, started, clock, exc, text,
+            will_retry=will_retry,
+        )  # fmt: skip
     registry = _materializers()
     if cache and step.cache:
         hit = store.lookup_cache(key)
@@ -279,13 +283,17 @@ def run_step(
     context = StepContext(run_id, step.name, pipeline.name, parameters)
     outputs: dict[str, OutputInfo] = {}
     new_artifacts: list[dict[str, Any]] = []
+    tracker_failed = _track_start(
+        stack, run_info, step, run_id, key, consumed, parameters, attempt, started, clock,
+        will_retry,
+    )  # fmt: skip
+    if tracker_failed is not None:
+        return tracker_failed
     try:
         values = dict(parameters)
         for name, info in inputs.items():
             loader = registry.get(info["materializer"])
             values[name] = stack.artifacts.read(info["uri"], info["sha256"], loader.load)
-        if stack.tracker and run_info is not None:
-            stack.tracker.call("on_step_start", run_info, _step_info(step, parameters))
         with step_context(context), step_env(step.env):
             returned = call(values)
         for spec, value in zip(step.outputs, _split_outputs(step, returned)):
@@ -338,9 +346,9 @@ def run_step(
             metadata["hook_error"] = hook_error
         result = _record_failure(
             store, step, run_id, key, consumed, parameters, attempt, started, clock, exc, text,
-            metadata=metadata, metrics=context.metrics,
+            metadata=metadata, metrics=context.metrics, will_retry=will_retry,
         )  # fmt: skip
-        _track_end(stack, run_info, step, parameters, result, None)
+        _track_end_quietly(stack, run_info, step, parameters, result)
         return result
     hook_error = _call_hook_in(context, step, "on_success", None)
     if hook_error:
@@ -382,11 +390,17 @@ def _tracked(
     run_id: str,
     started: float,
 ) -> StepResult:
-    """Tell the tracker; when it fails (on_error: fail) the recorded step becomes failed."""
+    """Tell the tracker; when it fails (on_error: fail) the recorded step becomes failed.
+
+    Never raises: the tracker's error becomes the step's error (not the user's code's)."""
     try:
         _track_end(stack, run_info, step, parameters, result, context)
-    except BridgeError as exc:
+    except Exception as exc:
+        if not isinstance(exc, BridgeError):  # Tracker.call wraps errors; be safe anyway
+            exc = BridgeError(f"The experiment tracker failed at the end of step '{step.name}'"
+                              f": {exc!r}")  # fmt: skip
         stack.metadata.record_step(
+            replace_completed=True,
             run_id=run_id,
             step=step.name,
             status="failed",
@@ -424,7 +438,7 @@ def _record_failure(
     store: Any,
     step: ir.Step,
     run_id: str,
-    key: str,
+    key: str | None,
     consumed: list[tuple[str, str]],
     parameters: Mapping[str, Any],
     attempt: int,
@@ -435,12 +449,15 @@ def _record_failure(
     *,
     metadata: Mapping[str, Any] | None = None,
     metrics: Mapping[str, Any] | None = None,
+    will_retry: bool = False,
 ) -> StepResult:
-    """Record a failed step (its function raised, or it could not even be imported)."""
+    """Record a failed step (its function raised, or it could not even be imported), as
+    ``retrying`` when another attempt follows. A completed record of a concurrent attempt is
+    kept (the store never overwrites it with a failure)."""
     store.record_step(
         run_id=run_id,
         step=step.name,
-        status="failed",
+        status="retrying" if will_retry else "failed",
         outputs={},
         consumed=consumed,
         cache_key=key,
@@ -502,3 +519,126 @@ def _track_end(
     if context is not None and context.metadata:
         tracker.call("log_metadata", run_info, info, dict(context.metadata))
     tracker.call("on_step_end", run_info, info, result.status)
+
+
+def _track_start(
+    stack: Stack,
+    run_info: RunInfo | None,
+    step: ir.Step,
+    run_id: str,
+    key: str,
+    consumed: list[tuple[str, str]],
+    parameters: Mapping[str, Any],
+    attempt: int,
+    started: float,
+    clock: float,
+    will_retry: bool,
+) -> StepResult | None:
+    """Tell the tracker the step starts, outside the block that guards the user's code: a
+    tracker outage is recorded as the tracker's error (no ``on_failure`` hook, retries still
+    apply), never as the step function's failure. None when all went well."""
+    if stack.tracker is None or run_info is None:
+        return None
+    try:
+        stack.tracker.call("on_step_start", run_info, _step_info(step, parameters))
+    except Exception as exc:
+        text = str(exc) if isinstance(exc, BridgeError) else user_traceback(exc)
+        return _record_failure(
+            stack.metadata, step, run_id, key, consumed, parameters, attempt, started, clock,
+            exc, text, will_retry=will_retry,
+        )  # fmt: skip
+    return None
+
+
+def _track_end_quietly(
+    stack: Stack,
+    run_info: RunInfo | None,
+    step: ir.Step,
+    parameters: Mapping[str, Any],
+    result: StepResult,
+) -> None:
+    """The end-of-step tracker call after a failure: its own error is only a warning (the
+    step's failure is already recorded and is what the caller must see)."""
+    try:
+        _track_end(stack, run_info, step, parameters, result, None)
+    except Exception as exc:
+        print(f"warning: experiment tracker at the end of step '{step.name}': {exc}",
+              file=sys.stderr)  # fmt: skip
+
+
+def run_step_in_child(
+    stack: Stack,
+    pipeline: ir.Pipeline,
+    step: ir.Step,
+    *,
+    timeout_s: float | None,
+    run_id: str,
+    run_parameters: Mapping[str, Any],
+    attempt: int = 1,
+    will_retry: bool = False,
+    **options: Any,
+) -> StepResult:
+    """:func:`run_step` in a forked child process (see :mod:`zenml_bridge.runtime.isolation`).
+
+    The child records the step as in-process; this process records it failed when the child
+    timed out (killed) or ended without a result (``os._exit``, a crash). A BridgeError the
+    step raised in the child is raised here again.
+    """
+    from zenml_bridge.runtime import isolation
+
+    skipped_before = len(stack.tracker.skipped) if stack.tracker is not None else 0
+
+    def work() -> dict[str, Any]:
+        result = run_step(
+            stack, pipeline, step, run_id=run_id, run_parameters=run_parameters,
+            attempt=attempt, will_retry=will_retry, **options,
+        )  # fmt: skip
+        skipped = stack.tracker.skipped[skipped_before:] if stack.tracker is not None else []
+        return {
+            "status": result.status,
+            "outputs": dict(result.outputs),
+            "duration_s": result.duration_s,
+            "cache_key": result.cache_key,
+            "attempt": result.attempt,
+            "traceback": result.traceback,
+            "bridge_error": isinstance(result.error, BridgeError),
+            "skipped": list(skipped),
+        }
+
+    started = time.time()
+    clock = time.perf_counter()
+    try:
+        summary = isolation.run_in_child(
+            work,
+            timeout_s=timeout_s,
+            what=f"Step '{step.name}'",
+            after_fork=stack.metadata.after_fork,
+        )
+    except isolation.ChildFailed as exc:
+        parameters = step_parameters(step, run_parameters)
+        return _record_failure(
+            stack.metadata, step, run_id, None, [], parameters, attempt, started, clock, exc,
+            str(exc), will_retry=will_retry,
+        )  # fmt: skip
+    except isolation.RemoteError as exc:
+        raise RuntimeError(f"{exc}\n{exc.trace}") from None
+    if stack.tracker is not None and summary["skipped"]:
+        stack.tracker.skipped.extend(summary["skipped"])
+    error: BaseException | None = None
+    if summary["status"] == "failed":
+        text = summary["traceback"] or "the step failed"
+        error = BridgeError(text) if summary["bridge_error"] else ChildStepError(text)
+    return StepResult(
+        name=step.name,
+        status=summary["status"],
+        outputs=summary["outputs"],
+        duration_s=summary["duration_s"],
+        cache_key=summary["cache_key"],
+        attempt=summary["attempt"],
+        error=error,
+        traceback=summary["traceback"],
+    )
+
+
+class ChildStepError(Exception):
+    """The exception a step raised in its child process (its traceback is the message)."""

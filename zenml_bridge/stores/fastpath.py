@@ -4,8 +4,11 @@ Recording a step must cost well under a millisecond. SQLAlchemy's per-execute ma
 (execution context, result objects, pool checkout) costs more than SQLite's own work, so the
 few statements of the hot path (look up a cache entry, record a step, begin and finish a run)
 are SQLAlchemy Core constructs compiled ONCE for the engine's dialect and executed on a DBAPI
-connection that each thread keeps checked out of the engine's pool. Everything else uses
-ordinary Core execution.
+connection. On SQLite each thread keeps its own connection (opening one costs more than a
+transaction); on PostgreSQL and MySQL/MariaDB a connection is checked out of the engine's pool
+for each transaction and returned after it, so that many threads (``--parallel 32``) share a
+pool of a few connections instead of holding one each for their whole life. Everything else
+uses ordinary Core execution.
 """
 
 from __future__ import annotations
@@ -133,12 +136,15 @@ class CompiledStatements:
         *,
         sqlite: bool,
         error: type[Exception],
+        per_transaction: bool = False,
     ) -> None:
         self.sql = sql
         self.sqlite = sqlite
         self._connect = connect
         self._local = threading.local()
         self._error = error
+        #: Check a pooled connection out for each transaction and return it after.
+        self._per_transaction = per_transaction
 
     @classmethod
     def from_engine(cls, engine: sa.Engine, statements: Mapping[str, Any]) -> CompiledStatements:
@@ -151,13 +157,20 @@ class CompiledStatements:
                 raise AssertionError(f"statement {name!r} needs execution-time rendering")
             sql[name] = (compiled.string, order)
 
+        sqlite = engine.dialect.name == "sqlite"
+        path = _sqlite_file(str(engine.url)) if sqlite else None
+
         def connect() -> tuple[Any, Any]:
+            if path is not None:
+                # A connection per thread outside the pool: the pool's 5 + 10 connections
+                # would otherwise run out with more threads than that.
+                return None, _connect_sqlite(path)
             fairy = engine.raw_connection()
             return fairy, fairy.driver_connection
 
         # loaded_dbapi is SQLAlchemy 2.x; 1.4 has the module as dialect.dbapi.
         dbapi: Any = getattr(engine.dialect, "loaded_dbapi", None) or engine.dialect.dbapi
-        return cls(sql, connect, sqlite=engine.dialect.name == "sqlite", error=dbapi.Error)
+        return cls(sql, connect, sqlite=sqlite, error=dbapi.Error, per_transaction=path is None)
 
     def adopt(self, conn: Any) -> None:
         """Use an open DBAPI connection for this thread."""
@@ -171,6 +184,18 @@ class CompiledStatements:
             self._local.conn = conn
         return conn
 
+    def _release(self) -> None:
+        """Return a per-transaction connection to the pool."""
+        holder = getattr(self._local, "holder", None)
+        self._local.conn = self._local.holder = None
+        if holder is not None:
+            holder.close()
+
+    def forget_connections(self) -> None:
+        """Abandon this process's connections without closing them (in a forked child: the
+        parent still uses them)."""
+        self._local = threading.local()
+
     def _drop_connection(self) -> None:
         holder = getattr(self._local, "holder", None)
         conn = getattr(self._local, "conn", None)
@@ -183,12 +208,33 @@ class CompiledStatements:
         except Exception:
             pass
 
-    def run(self, ops: Ops, *, write: bool = True, fetch_all: bool = False) -> Any:
+    def _execute(self, cursor: Any, ops: Ops) -> None:
+        for name, rows in ops:
+            sql, order = self.sql[name]
+            if order is None:
+                params: list[Any] = [dict(r) for r in rows]
+            else:
+                params = [tuple(r[k] for k in order) for r in rows]
+            if len(params) == 1:
+                cursor.execute(sql, params[0])
+            elif params:
+                cursor.executemany(sql, params)
+
+    def run(
+        self,
+        ops: Ops,
+        *,
+        write: bool = True,
+        fetch_all: bool = False,
+        then: Callable[[Any], Ops] | None = None,
+    ) -> Any:
         """Run statements in one transaction (``write``) or one read; retry when busy.
 
         Each op is ``(statement name, rows)``; several rows use ``executemany``. Returns the
         first row of a read (all rows with ``fetch_all``), or the row count of a write's last
-        statement.
+        statement. ``then`` gets the first row of the last op (a SELECT in the same
+        transaction) and returns more ops to run in it; an exception it raises rolls the
+        transaction back.
         """
         delay = 0.01
         for attempt in range(12):
@@ -198,16 +244,9 @@ class CompiledStatements:
                 if self.sqlite and write:
                     # Take the write lock first (see stores.connect): no deadlock on upgrade.
                     cursor.execute("BEGIN IMMEDIATE")
-                for name, rows in ops:
-                    sql, order = self.sql[name]
-                    if order is None:
-                        params: list[Any] = [dict(r) for r in rows]
-                    else:
-                        params = [tuple(r[k] for k in order) for r in rows]
-                    if len(params) == 1:
-                        cursor.execute(sql, params[0])
-                    elif params:
-                        cursor.executemany(sql, params)
+                self._execute(cursor, ops)
+                if then is not None:
+                    self._execute(cursor, then(cursor.fetchone()))
                 if write:
                     row = cursor.rowcount
                 else:
@@ -215,6 +254,8 @@ class CompiledStatements:
                 cursor.close()
                 if write or not self.sqlite:
                     conn.commit()  # a read on a server database ends its snapshot too
+                if self._per_transaction:
+                    self._release()
                 return row
             except self._error as exc:
                 try:
@@ -225,8 +266,20 @@ class CompiledStatements:
                 broken = any(marker in text for marker in BROKEN)
                 if broken:
                     self._drop_connection()
+                elif self._per_transaction:
+                    self._release()
                 if attempt == 11 or not (broken or is_transient_text(text)):
                     raise
+            except BaseException:
+                # A signal (KeyboardInterrupt, a termination raised by a handler) in the middle
+                # of a transaction: end it, so that the failure can still be recorded.
+                try:
+                    conn.rollback()
+                    if self._per_transaction:
+                        self._release()
+                except Exception:
+                    self._drop_connection()
+                raise
             time.sleep(delay * (1 + random.random()))
             delay = min(delay * 2, 1.0)
         raise AssertionError("unreachable")  # pragma: no cover

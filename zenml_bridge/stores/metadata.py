@@ -38,7 +38,7 @@ Row = dict[str, Any]
 _JSON_COLUMNS = {"parameters", "links", "outputs", "metadata", "metrics"}
 _ENGINES: dict[str, Any] = {}
 #: Bump when the hot-path statements change: stores then compile and save them again.
-STATEMENTS_VERSION = 3
+STATEMENTS_VERSION = 4
 #: Columns of a step run, in the order the hot-path read returns them.
 STEP_COLUMNS = (
     "run_id",
@@ -53,7 +53,13 @@ STEP_COLUMNS = (
     "attempt",
     "started_at",
     "ended_at",
+    "ir_sha256",
 )
+#: Step states that are final successes: a record in one of them is never replaced by a
+#: failed, retrying or running record of a later (or concurrent) attempt of the same IR.
+DONE = ("completed", "cached")
+#: Run ids are primary keys of at most this many characters on every database.
+MAX_RUN_ID = 255
 
 
 def _sqlalchemy() -> Any:
@@ -107,6 +113,8 @@ class MetadataStore:
         self._engine: Any = None
         self._t: Tables | None = None
         self._known_versions: set[str] = set()
+        #: run id -> IR sha256 of the runs begun by this process (recorded per step run).
+        self._run_ir: dict[str, str] = {}
         key = self._statements_key()
         # A ready SQLite store holds its compiled hot-path statements: use them without
         # importing SQLAlchemy (most of a short run's start-up time otherwise).
@@ -114,6 +122,14 @@ class MetadataStore:
         if fast is None:
             fast = self._open_with_sqlalchemy(key)
         self._fast = fast.run
+        self._statements_handle = fast
+
+    def after_fork(self) -> None:
+        """In a forked child: abandon the parent's connections (never close them; the parent
+        still uses them) so that this process opens its own."""
+        self._statements_handle.forget_connections()
+        if self._engine is not None:
+            self._engine.dispose(close=False)
 
     @staticmethod
     def _statements_key() -> str:
@@ -208,9 +224,18 @@ class MetadataStore:
                 f"The metadata store {describe_url(self.url)} has schema version {version}; this "
                 f"zenml-bridge knows up to {SCHEMA_VERSION}. Upgrade zenml-bridge."
             )
-        from zenml_bridge.stores.schema import migrate
+        from zenml_bridge.stores.schema import migrate, mysql_lock
 
-        self._write(lambda conn: migrate(conn, self.t, self.dialect, self.table_prefix))
+        def work(conn: Any) -> None:
+            migrate(conn, self.t, self.dialect, self.table_prefix)
+
+        if self.dialect == "mysql":
+            # The named lock is held until the migration has committed (item: 32 processes
+            # opening a new MariaDB store at once).
+            with mysql_lock(self.engine, self.table_prefix):
+                self._write(work)
+        else:
+            self._write(work)
 
     def _schema_version(self) -> int | None:
         table = self.t.schema_version
@@ -244,6 +269,9 @@ class MetadataStore:
 
     def _statements(self) -> dict[str, Any]:
         t = self.t
+        # Constants as SQL literals: a compiled hot-path statement takes only named parameters.
+        running: Any = sa.literal_column("'running'")
+        failed: Any = sa.literal_column("'failed'")
         step_cols = [c.name for c in t.step_runs.c if c.name not in ("run_id", "step")]
         art_cols = [c.name for c in t.artifacts.c if c.name != "artifact_id"]
         cache_cols = [c.name for c in t.cache.c if c.name != "cache_key"]
@@ -251,18 +279,66 @@ class MetadataStore:
             "pipeline": self._insert(t.pipelines),
             "version": self._insert(t.pipeline_versions),
             "run": self._insert(t.runs),
-            "step": self._insert(t.step_runs, ("run_id", "step"), step_cols),
+            "step": self._step_upsert(step_cols),
+            "step_force": self._insert(t.step_runs, ("run_id", "step"), step_cols),
+            "step_get": sa.select(
+                t.step_runs.c.status, t.step_runs.c.outputs, t.step_runs.c.ir_sha256
+            ).where(
+                t.step_runs.c.run_id == sa.bindparam("rid"),
+                t.step_runs.c.step == sa.bindparam("s"),
+            ),
             "artifact": self._insert(t.artifacts, ("artifact_id",), art_cols),
             "consumer": self._insert(t.consumers),
             # A fresh execution replaces the entry: a cached artifact that was deleted or
             # corrupted is fixed by running the step again (--no-cache).
             "cache": self._insert(t.cache, ("cache_key",), cache_cols),
+            # Only a running run is finished: a run cancelled (`runs cancel`) or found lost
+            # in the meantime keeps that state and its reason.
             "finish": t.runs.update()
-            .where(t.runs.c.run_id == sa.bindparam("rid"))
+            .where(t.runs.c.run_id == sa.bindparam("rid"), t.runs.c.status == running)
             .values(
                 status=sa.bindparam("st"),
                 ended_at=sa.bindparam("end"),
                 git_dirty=sa.bindparam("dirty"),
+                reason=sa.bindparam("why"),
+            ),
+            "run_get": sa.select(
+                t.runs.c.status, t.runs.c.ir_sha256, t.runs.c.pipeline, t.runs.c.reason
+            ).where(t.runs.c.run_id == sa.bindparam("rid")),
+            "reopen": t.runs.update()
+            .where(t.runs.c.run_id == sa.bindparam("rid"), t.runs.c.status == failed)
+            .values(
+                status=running, ended_at=sa.null(), reason=sa.null(), heartbeat_at=sa.bindparam("t")
+            ),
+            "beat_run": t.runs.update()
+            .where(t.runs.c.run_id == sa.bindparam("rid"), t.runs.c.status == running)
+            .values(heartbeat_at=sa.bindparam("t")),
+            "beat_step": t.step_runs.update()
+            .where(
+                t.step_runs.c.run_id == sa.bindparam("rid"),
+                t.step_runs.c.step == sa.bindparam("s"),
+                t.step_runs.c.status == running,
+            )
+            .values(heartbeat_at=sa.bindparam("t")),
+            "stale_runs": sa.select(
+                t.runs.c.run_id,
+                t.runs.c.backend,
+                sa.func.coalesce(t.runs.c.heartbeat_at, t.runs.c.started_at),
+            ).where(
+                t.runs.c.status == running,
+                sa.func.coalesce(t.runs.c.heartbeat_at, t.runs.c.started_at) < sa.bindparam("cut"),
+            ),
+            "stale_steps": sa.select(
+                t.step_runs.c.run_id,
+                t.step_runs.c.step,
+                sa.func.coalesce(t.step_runs.c.heartbeat_at, t.step_runs.c.started_at),
+            )
+            .select_from(t.step_runs.join(t.runs, t.runs.c.run_id == t.step_runs.c.run_id))
+            .where(
+                t.runs.c.status == running,
+                t.step_runs.c.status == running,
+                sa.func.coalesce(t.step_runs.c.heartbeat_at, t.step_runs.c.started_at)
+                < sa.bindparam("cut"),
             ),
             "cache_get": sa.select(t.cache.c.outputs).where(
                 t.cache.c.cache_key == sa.bindparam("k")
@@ -272,6 +348,41 @@ class MetadataStore:
             ),
             "complete": self._complete_statement(),
         }
+
+    def _step_upsert(self, columns: Sequence[str]) -> Any:
+        """INSERT of a step run that replaces an existing record only when that record is not
+        a success (completed, cached) of the same IR: a failed attempt, a running marker or a
+        duplicate attempt never overwrites a completed step."""
+        table = self.t.step_runs
+        done: list[Any] = [sa.literal_column(f"'{state}'") for state in DONE]
+        if self.dialect in ("sqlite", "postgresql"):
+            module: Any = importlib.import_module(f"sqlalchemy.dialects.{self.dialect}")
+            stmt = module.insert(table)
+            replace = sa.or_(
+                table.c.status.not_in(done),
+                sa.func.coalesce(table.c.ir_sha256, sa.literal_column("''"))
+                != stmt.excluded.ir_sha256,
+            )
+            return stmt.on_conflict_do_update(
+                index_elements=["run_id", "step"],
+                set_={c: stmt.excluded[c] for c in columns},
+                where=replace,
+            )
+        from sqlalchemy.dialects.mysql import insert as mysql_insert
+
+        upsert: Any = mysql_insert(table)
+        # MySQL applies the assignments in order and later ones see the new values: status and
+        # then ir_sha256 go last so every condition reads the old record's values.
+        replace = sa.or_(
+            table.c.status.not_in(done),
+            sa.func.coalesce(table.c.ir_sha256, sa.literal_column("''"))
+            != upsert.inserted.ir_sha256,
+        )
+        last = ("status", "ir_sha256")
+        order = [c for c in columns if c not in last] + [c for c in last if c in columns]
+        return upsert.on_duplicate_key_update(
+            [(c, sa.func.IF(replace, upsert.inserted[c], table.c[c])) for c in order]
+        )
 
     def _complete_statement(self) -> Any:
         """UPDATE the run to completed when n steps are completed or cached."""
@@ -296,7 +407,7 @@ class MetadataStore:
             runs.update()
             .where(
                 runs.c.run_id == sa.bindparam("rid"),
-                runs.c.status != completed,
+                runs.c.status == sa.literal_column("'running'"),
                 done >= sa.bindparam("n"),
             )
             .values(status=completed, ended_at=sa.bindparam("end"))
@@ -317,11 +428,21 @@ class MetadataStore:
         code_archive_sha256: str | None = None,
         backend: str = "local",
         links: Mapping[str, str] | None = None,
+        new_attempt: bool = False,
     ) -> bool:
         """Record a run as ``running``; True when this call created it.
 
-        Idempotent: a second call for the same id changes nothing and returns False.
+        A second call for the same id with the same pipeline and IR changes nothing and returns
+        False. A run id belongs to one pipeline version: a call with another pipeline, or with
+        another IR sha256, raises a BridgeError, unless ``new_attempt`` is True (an
+        orchestrator that explicitly re-runs the run with a new IR, e.g. ``run-step
+        --new-attempt`` after an Airflow Clear): then the run records the new IR sha256, and
+        each step run records the IR it ran.
+
+        Raises:
+            BridgeError: the run id is too long, or belongs to another pipeline or IR.
         """
+        check_run_id(run_id)
         now = time.time()
         known = ir_sha256 in self._known_versions
         ops: list[tuple[str, Sequence[Mapping[str, Any]]]] = []
@@ -342,12 +463,47 @@ class MetadataStore:
             "backend": backend,
             "started_at": now,
             "ended_at": None,
+            "reason": None,
+            "heartbeat_at": now,
         }
         ops.append(("run", [run_row]))
         # The row count of the last statement: 0 when the run already existed (ignored).
         created = self._fast(ops)
         self._known_versions.add(ir_sha256)
-        return bool(created)
+        self._run_ir[run_id] = ir_sha256
+        if created:
+            return True
+        existing = self.run_state(run_id)
+        if existing is None:  # pragma: no cover - deleted in between
+            return False
+        if existing["pipeline"] != pipeline:
+            raise BridgeError(
+                f"The run id '{run_id}' belongs to pipeline '{existing['pipeline']}', not "
+                f"'{pipeline}'. A run id is used by one pipeline only: choose a new run id."
+            )
+        if existing["ir_sha256"] != ir_sha256:
+            if not new_attempt:
+                raise BridgeError(
+                    f"Run '{run_id}' of pipeline '{pipeline}' was started with IR sha256 "
+                    f"{existing['ir_sha256']}, but this step comes with IR sha256 {ir_sha256} "
+                    "(the pipeline was changed and deployed again while the run existed). "
+                    "Start a new run (a new run id), or pass --new-attempt to run-step to "
+                    "re-run this run with the new IR."
+                )
+            self.update_run(run_id, ir_sha256=ir_sha256)
+        return False
+
+    def run_state(self, run_id: str) -> Row | None:
+        """The status, IR sha256, pipeline and reason of a run (one indexed read)."""
+        row = self._fast([("run_get", [{"rid": run_id}])], write=False)
+        if row is None:
+            return None
+        return dict(zip(("status", "ir_sha256", "pipeline", "reason"), row))
+
+    def reopen_run(self, run_id: str) -> bool:
+        """Set a ``failed`` run back to ``running`` (a new attempt of one of its steps starts,
+        e.g. an orchestrator retry after the run was found lost); True when it was failed."""
+        return bool(self._fast([("reopen", [{"rid": run_id, "t": time.time()}])]))
 
     def update_run(self, run_id: str, **values: Any) -> None:
         """Set columns of a run (``links`` and ``parameters`` are given as mappings)."""
@@ -357,25 +513,125 @@ class MetadataStore:
         self._write(lambda c: c.execute(runs.update().where(runs.c.run_id == run_id), values))
 
     def finish_run(
-        self, run_id: str, status: str, *, git_dirty: bool | None = None, **values: Any
-    ) -> None:
-        """Mark a run ``completed`` or ``failed`` (and set ``git_dirty``, ``links``, ...)."""
+        self,
+        run_id: str,
+        status: str,
+        *,
+        git_dirty: bool | None = None,
+        reason: str | None = None,
+        **values: Any,
+    ) -> bool:
+        """Mark a running run ``completed``, ``failed``, ``stopped`` or ``cancelled`` (and set
+        ``git_dirty``, ``reason``, ``links``, ...); True when it was running.
+
+        A run that is no longer running (cancelled by ``runs cancel``, found lost) keeps its
+        state: the first end recorded wins.
+        """
         if values:
-            self.update_run(
-                run_id, status=status, ended_at=time.time(), git_dirty=git_dirty, **values
-            )
-            return
-        row = {"rid": run_id, "st": status, "end": time.time(), "dirty": git_dirty}
-        self._fast([("finish", [row])])
+            runs = self.t.runs
+            for key in _JSON_COLUMNS.intersection(values):
+                values[key] = _dumps(values[key])
+            values.update(status=status, ended_at=time.time(), git_dirty=git_dirty, reason=reason)
+            stmt = runs.update().where(runs.c.run_id == run_id, runs.c.status == "running")
+            return bool(self._write(lambda c: c.execute(stmt, values).rowcount))
+        row = {"rid": run_id, "st": status, "end": time.time(), "dirty": git_dirty, "why": reason}
+        return bool(self._fast([("finish", [row])]))
 
     def complete_run_if_done(self, run_id: str, n_steps: int) -> bool:
-        """Mark the run completed when all ``n_steps`` steps finished; True when this call did.
+        """Mark the running run completed when all ``n_steps`` steps finished; True when this
+        call did.
 
         Called after the step's own transaction committed, so the process whose step commits
         last always sees every step finished.
         """
         row = {"rid": run_id, "n": n_steps, "end": time.time()}
         return bool(self._fast([("complete", [row])]))
+
+    # -- liveness ---------------------------------------------------------------------------------
+
+    def heartbeat(self, run_ids: Sequence[str], steps: Sequence[tuple[str, str]] = ()) -> set[str]:
+        """Say that these runs (and running steps) are alive; returns the run ids that are no
+        longer ``running`` in the store (cancelled or found lost meanwhile)."""
+        now = time.time()
+        gone = set()
+        for run_id in run_ids:
+            if not self._fast([("beat_run", [{"rid": run_id, "t": now}])]):
+                gone.add(run_id)
+        if steps:
+            rows = [{"rid": r, "s": s, "t": now} for r, s in steps]
+            self._fast([("beat_step", rows)])
+        return gone
+
+    def sweep_lost(self, lost_after: float) -> list[str]:
+        """Mark runs and steps whose processes stopped saying they are alive as ``failed``.
+
+        - a run of the local runner (one process owns the whole run) whose heartbeat is older
+          than ``lost_after`` seconds;
+        - a ``running`` step of any run (an entrypoint process: Airflow task, Kubeflow pod)
+          whose heartbeat is older than that, and its run.
+
+        The reason recorded is ``lost (no heartbeat since <UTC time>)``. Returns the run ids
+        marked. Runs of orchestrators between two tasks have no running step and are left to
+        the orchestrator.
+        """
+        cut = time.time() - lost_after
+        runs = self._fast([("stale_runs", [{"cut": cut}])], write=False, fetch_all=True)
+        steps = self._fast([("stale_steps", [{"cut": cut}])], write=False, fetch_all=True)
+        lost: dict[str, float] = {}
+        for run_id, backend, beat in runs:
+            if backend == "local":
+                lost[run_id] = float(beat)
+        stale_steps: dict[str, list[tuple[str, float]]] = {}
+        for run_id, step, beat in steps:
+            stale_steps.setdefault(run_id, []).append((step, float(beat)))
+            lost.setdefault(run_id, float(beat))
+        marked = []
+        for run_id, beat in lost.items():
+            reason = f"lost (no heartbeat since {_utc(beat)})"
+            if self._end_run(run_id, "failed", reason, cut=cut, steps=stale_steps.get(run_id)):
+                marked.append(run_id)
+        return marked
+
+    def cancel_run(self, run_id: str, reason: str) -> bool:
+        """Mark a running run ``cancelled`` and its running or retrying steps ``failed`` with
+        ``reason``; True when the run was running."""
+        return self._end_run(run_id, "cancelled", reason)
+
+    def _end_run(
+        self,
+        run_id: str,
+        status: str,
+        reason: str,
+        *,
+        cut: float | None = None,
+        steps: Sequence[tuple[str, float]] | None = None,
+    ) -> bool:
+        runs, step_runs = self.t.runs, self.t.step_runs
+        now = time.time()
+
+        def work(conn: Any) -> bool:
+            query = runs.update().where(runs.c.run_id == run_id, runs.c.status == "running")
+            if cut is not None and steps is None:
+                # Only while still stale: a heartbeat in between means it is alive.
+                beat = sa.func.coalesce(runs.c.heartbeat_at, runs.c.started_at)
+                query = query.where(beat < cut)
+            done = conn.execute(query.values(status=status, ended_at=now, reason=reason))
+            if not done.rowcount:
+                return False
+            query = step_runs.update().where(step_runs.c.run_id == run_id)
+            if steps is None:  # the whole run is over: its open steps too
+                query = query.where(step_runs.c.status.in_(("running", "retrying")))
+            else:  # only the lost steps: other step processes of the run may be alive
+                beat = sa.func.coalesce(step_runs.c.heartbeat_at, step_runs.c.started_at)
+                query = query.where(
+                    step_runs.c.step.in_([name for name, _ in steps]),
+                    step_runs.c.status == "running",
+                    beat < cut,
+                )
+            conn.execute(query.values(status="failed", error=reason, ended_at=now))
+            return True
+
+        return bool(self._write(work))
 
     def get_run(self, run_id: str) -> Row | None:
         runs = self.t.runs
@@ -470,10 +726,24 @@ class MetadataStore:
         attempt: int = 1,
         started_at: float,
         ended_at: float,
-    ) -> None:
-        """Record a finished step in ONE transaction: the step run, new artifacts, consumed
-        artifacts (lineage) and its cache entry."""
+        ir_sha256: str | None = None,
+        replace_completed: bool = False,
+    ) -> Row:
+        """Record a step in ONE transaction: the step run, new artifacts, consumed artifacts
+        (lineage) and its cache entry. Returns the step run as it is after the transaction
+        (``status``, ``outputs``, ``ir_sha256``).
+
+        A completed or cached record of the same IR is kept: a failed, retrying or running
+        record of another attempt is not written over it (unless ``replace_completed``: the
+        tracker failed after the step), and a second completed attempt with the same output
+        hashes is discarded.
+
+        Raises:
+            BridgeError: another attempt of this step completed at the same time with different
+                output content (nothing of this attempt is recorded).
+        """
         outputs_json = _dumps(dict(outputs))
+        ir_sha = ir_sha256 or self._run_ir.get(run_id)
         step_row = {
             "run_id": run_id,
             "step": step,
@@ -487,18 +757,20 @@ class MetadataStore:
             "attempt": attempt,
             "started_at": started_at,
             "ended_at": ended_at,
+            "ir_sha256": ir_sha,
+            "heartbeat_at": ended_at,
         }
         consumer_rows = [
             {"artifact_id": a, "run_id": run_id, "step": step, "input": name}
             for a, name in consumed
         ]
-        ops: list[tuple[str, Sequence[Mapping[str, Any]]]] = [("step", [step_row])]
+        more: list[tuple[str, Sequence[Mapping[str, Any]]]] = []
         if new_artifacts:
-            ops.append(("artifact", new_artifacts))
+            more.append(("artifact", new_artifacts))
         if consumer_rows:
-            ops.append(("consumer", consumer_rows))
+            more.append(("consumer", consumer_rows))
         if write_cache and cache_key:
-            ops.append(
+            more.append(
                 (
                     "cache",
                     [
@@ -512,7 +784,56 @@ class MetadataStore:
                     ],
                 )
             )
-        self._fast(ops)
+        first = "step_force" if replace_completed else "step"
+        ops: list[tuple[str, Sequence[Mapping[str, Any]]]] = [
+            (first, [step_row]),
+            ("step_get", [{"rid": run_id, "s": step}]),
+        ]
+        current: dict[str, Any] = {}
+
+        def then(row: Any) -> Sequence[tuple[str, Sequence[Mapping[str, Any]]]]:
+            current.update(status=row[0], outputs=row[1], ir_sha256=row[2])
+            if row[0] == status and row[1] == outputs_json and row[2] == ir_sha:
+                return more  # this attempt's record is the one in the store
+            if status in DONE and row[0] in DONE:
+                if _hashes(row[1]) == _hashes(outputs_json):
+                    return ()  # an identical attempt won first: discard this one
+                raise BridgeError(
+                    f"Step '{step}' of run {run_id} was completed by another attempt at the "
+                    "same time, with different output content (this attempt's outputs "
+                    f"{_hashes(outputs_json)}, recorded {_hashes(row[1])}). The recorded "
+                    "outputs are kept. Two copies of the task ran at once (a duplicate or "
+                    "zombie task of the orchestrator) and the step is not deterministic."
+                )
+            return ()  # a completed record is kept; this attempt's record was not written
+
+        self._fast(ops, then=then)
+        current["outputs"] = json.loads(current.get("outputs") or "{}")
+        return current
+
+    def mark_step_running(
+        self,
+        *,
+        run_id: str,
+        step: str,
+        attempt: int,
+        parameters: Mapping[str, Any] | None = None,
+        ir_sha256: str | None = None,
+    ) -> Row:
+        """Record that a step process started an attempt (status ``running``, with a
+        heartbeat); a completed record is kept. Returns the record as it is after."""
+        now = time.time()
+        return self.record_step(
+            run_id=run_id,
+            step=step,
+            status="running",
+            outputs={},
+            parameters=parameters,
+            attempt=attempt,
+            started_at=now,
+            ended_at=now,
+            ir_sha256=ir_sha256,
+        )
 
     # -- artifacts ------------------------------------------------------------------------------
 
@@ -579,6 +900,26 @@ class MetadataStore:
         """Drop every table of this store (tests and `stack` clean-up)."""
         with self.engine.begin() as conn:
             self.t.metadata.drop_all(conn)
+
+
+def check_run_id(run_id: str) -> None:
+    """Refuse a run id the stores cannot keep (before anything is written)."""
+    if not run_id or len(run_id) > MAX_RUN_ID:
+        what = "empty" if not run_id else f"{len(run_id)} characters long"
+        raise BridgeError(
+            f"The run id {run_id[:40]!r}{'...' if len(run_id) > 40 else ''} is {what}; a run "
+            f"id has 1 to {MAX_RUN_ID} characters. Choose a shorter --run-id (or leave it out "
+            "for a generated one)."
+        )
+
+
+def _hashes(outputs_json: str | None) -> dict[str, str]:
+    outputs = json.loads(outputs_json or "{}")
+    return {name: info.get("sha256", "") for name, info in outputs.items()}
+
+
+def _utc(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(timestamp))
 
 
 def _backend(url: str) -> str:

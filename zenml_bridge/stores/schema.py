@@ -10,7 +10,8 @@ first opened by a newer zenml-bridge.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
 
 #: The newest schema version (this module imports SQLAlchemy only when tables are built).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,11 @@ def tables(prefix: str = "zb_", backend: str = "sqlite") -> Tables:
             sa.Column("backend", sa.String(32), nullable=False),
             sa.Column("started_at", Double, nullable=False, index=True),
             sa.Column("ended_at", Double),
+            # Schema 3: why the run ended as it did (signal, lost, cancel) and when a process
+            # working on it last said it was alive.
+            sa.Column("reason", LongText),
+            sa.Column("heartbeat_at", Double),
+            sa.Index(f"ix_{p}runs_status", "status"),
         ),
         step_runs=sa.Table(
             f"{p}step_runs",
@@ -126,6 +132,10 @@ def tables(prefix: str = "zb_", backend: str = "sqlite") -> Tables:
             sa.Column("attempt", sa.Integer, nullable=False),
             sa.Column("started_at", Double, nullable=False),
             sa.Column("ended_at", Double, nullable=False),
+            # Schema 3: the IR this attempt ran (a new attempt of a run may bring a new IR)
+            # and the heartbeat of a step process while the step is running.
+            sa.Column("ir_sha256", Sha),
+            sa.Column("heartbeat_at", Double),
         ),
         artifacts=sa.Table(
             f"{p}artifacts",
@@ -189,30 +199,82 @@ def _v2(conn: sa.Connection, t: Tables) -> None:
     t.statements.create(conn, checkfirst=True)
 
 
+#: Columns added by migration 3 (run and step states: reasons, heartbeats, IR per attempt).
+V3_COLUMNS = {
+    "runs": ("reason", "heartbeat_at"),
+    "step_runs": ("ir_sha256", "heartbeat_at"),
+}
+
+
+def _v3(conn: sa.Connection, t: Tables) -> None:
+    import sqlalchemy as sa
+
+    inspector = sa.inspect(conn)
+    for attr, names in V3_COLUMNS.items():
+        table: sa.Table = getattr(t, attr)
+        existing = {c["name"] for c in inspector.get_columns(table.name)}
+        for name in names:
+            if name in existing:  # a store created by v1 of this release has them already
+                continue
+            column = table.c[name]
+            kind = column.type.compile(dialect=conn.dialect)
+            quote = conn.dialect.identifier_preparer.quote
+            conn.execute(
+                sa.text(f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(name)} {kind}")
+            )
+    indexes = {i["name"] for i in inspector.get_indexes(t.runs.name)}
+    for index in t.runs.indexes:
+        if index.name not in indexes:
+            index.create(conn)
+
+
 #: version -> migration; each brings the schema from version-1 to version.
-MIGRATIONS: dict[int, Callable[[sa.Connection, Tables], None]] = {1: _v1, 2: _v2}
+MIGRATIONS: dict[int, Callable[[sa.Connection, Tables], None]] = {1: _v1, 2: _v2, 3: _v3}
 
 
 def migrate(conn: sa.Connection, t: Tables, dialect: str, prefix: str) -> None:
-    """Apply the missing migrations in order, under a lock, and record the new version."""
+    """Apply the missing migrations in order and record the new version.
+
+    On PostgreSQL the transaction takes an advisory lock (held until it ends). On MySQL/MariaDB
+    the caller holds :func:`mysql_lock` around the whole transaction: a named lock released
+    inside the transaction would let the next process read the version before this commit.
+    """
     import sqlalchemy as sa
 
-    lock = f"zenml_bridge_migrate_{prefix}"
     if dialect == "postgresql":
+        lock = f"zenml_bridge_migrate_{prefix}"
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:n))"), {"n": lock})
-    elif dialect in ("mysql", "mariadb"):
-        conn.execute(sa.text("SELECT GET_LOCK(:n, 60)"), {"n": lock})
-    try:
-        t.schema_version.create(conn, checkfirst=True)
-        table = t.schema_version
-        current = conn.execute(sa.select(table.c.version).where(table.c.id == 1)).scalar()
-        for version in range((current or 0) + 1, SCHEMA_VERSION + 1):
-            MIGRATIONS[version](conn, t)
-        values = {"version": SCHEMA_VERSION, "applied_at": time.time()}
-        if current is None:
-            conn.execute(table.insert().values(id=1, **values))
-        elif current != SCHEMA_VERSION:
-            conn.execute(table.update().where(table.c.id == 1).values(**values))
-    finally:
-        if dialect in ("mysql", "mariadb"):
-            conn.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": lock})
+    t.schema_version.create(conn, checkfirst=True)
+    table = t.schema_version
+    current = conn.execute(sa.select(table.c.version).where(table.c.id == 1)).scalar()
+    if current is not None and current >= SCHEMA_VERSION:
+        return  # another process migrated while this one waited for the lock
+    for version in range((current or 0) + 1, SCHEMA_VERSION + 1):
+        MIGRATIONS[version](conn, t)
+    values = {"version": SCHEMA_VERSION, "applied_at": time.time()}
+    if current is None:
+        conn.execute(table.insert().values(id=1, **values))
+    else:
+        conn.execute(table.update().where(table.c.id == 1).values(**values))
+
+
+@contextmanager
+def mysql_lock(engine: Any, prefix: str, timeout_s: int = 600) -> Iterator[None]:
+    """Hold MySQL/MariaDB's named migration lock (on its own connection) around a block."""
+    import sqlalchemy as sa
+
+    name = f"zenml_bridge_migrate_{prefix}"[:64]
+    with engine.connect() as conn:
+        got = conn.execute(sa.text("SELECT GET_LOCK(:n, :t)"), {"n": name, "t": timeout_s})
+        if got.scalar() != 1:
+            from zenml_bridge.errors import BridgeError
+
+            raise BridgeError(
+                f"Could not take the schema migration lock {name!r} within {timeout_s} s: "
+                "another process holds it. Try again when that process has finished."
+            )
+        try:
+            yield
+        finally:
+            conn.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": name})
+            conn.commit()

@@ -69,3 +69,14 @@ def slow(seconds: float) -> float:
 @pipeline
 def sleepy(seconds: float = 120.0) -> None:
     slow(seconds=seconds)
+
+
+@step
+def nap(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+@pipeline
+def napping(seconds: float = 120.0) -> None:
+    nap(seconds=seconds)

@@ -96,7 +96,9 @@ START_DATE = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
 ENTRYPOINT = ["-m", "zenml_bridge.entrypoint", "run-step"]
 NO_CACHE = "no_cache"  # the DAG param that re-runs steps without cache look-ups
 # The only Jinja templates of this file: Airflow fills in its run id, the run's params, the
-# try number (a Clear starts a new try) and the no_cache param.
+# try number (a Clear starts a new try) and the no_cache param. --new-attempt: a DAG run is one
+# of our runs even when a task of it runs a newer IR (fix, deploy, Clear); each step run
+# records the IR it ran.
 RUN_ID_TEMPLATE = "{{ run_id | zenml_bridge_run_id }}"
 PARAMS_TEMPLATE = "{{ params | zenml_bridge_params_json }}"
 TRY_TEMPLATE = "{{ ti.try_number }}"
@@ -115,7 +117,7 @@ BASH_COMMAND = (
     ' --ir "$ZENML_BRIDGE_AIRFLOW_IR" --ir-sha256 "$ZENML_BRIDGE_AIRFLOW_IR_SHA256"'
     ' --step "$ZENML_BRIDGE_AIRFLOW_STEP" --run-id "$ZENML_BRIDGE_AIRFLOW_RUN_ID"'
     ' --params-json "$ZENML_BRIDGE_AIRFLOW_PARAMS_JSON"'
-    ' --attempt "$ZENML_BRIDGE_AIRFLOW_TRY_NUMBER" "$ZENML_BRIDGE_AIRFLOW_CACHE_FLAG"'
+    ' --attempt "$ZENML_BRIDGE_AIRFLOW_TRY_NUMBER" "$ZENML_BRIDGE_AIRFLOW_CACHE_FLAG" --new-attempt'
     ' ${ZENML_BRIDGE_AIRFLOW_CODE_ARCHIVE:+--code-archive "$ZENML_BRIDGE_AIRFLOW_CODE_ARCHIVE"'
     ' --code-archive-sha256 "$ZENML_BRIDGE_AIRFLOW_CODE_ARCHIVE_SHA256"}'
 )
@@ -188,7 +190,7 @@ def entrypoint_args(step):
     return [
         *literals(args),
         *["--run-id", RUN_ID_TEMPLATE, "--params-json", PARAMS_TEMPLATE],
-        *["--attempt", TRY_TEMPLATE, CACHE_FLAG_TEMPLATE],
+        *["--attempt", TRY_TEMPLATE, CACHE_FLAG_TEMPLATE, "--new-attempt"],
     ]
 
 
