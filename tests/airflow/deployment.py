@@ -36,6 +36,11 @@ REDIS_DB = 13  # a Redis database of its own, flushed before and after
 BARE_PATH = "/usr/local/bin:/usr/bin:/bin"
 USER, ROLE = "zb", "admin"
 FINISHED = ("success", "failed")
+#: Airflow 3 knows core executors by name; provider executors by their import path.
+EXECUTORS = {
+    "LocalExecutor": "LocalExecutor",
+    "CeleryExecutor": "airflow.providers.celery.executors.celery_executor.CeleryExecutor",
+}
 
 
 def free_port() -> int:
@@ -99,7 +104,7 @@ class Deployment:
             AIRFLOW_HOME=str(self.home),
             AIRFLOW__CORE__DAGS_FOLDER=str(self.dags),
             AIRFLOW__CORE__LOAD_EXAMPLES="False",
-            AIRFLOW__CORE__EXECUTOR=executor,
+            AIRFLOW__CORE__EXECUTOR=EXECUTORS[executor],
             AIRFLOW__CORE__PARALLELISM="4",
             AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
             AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"{self.base}/execution/",
@@ -171,6 +176,19 @@ class Deployment:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 pass
+
+    def leftovers(self) -> list[int]:
+        """Process groups of this deployment that still have a process (none after stop)."""
+        alive = []
+        for proc in self.processes.values():
+            try:
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                continue
+            except PermissionError:
+                pass
+            alive.append(proc.pid)
+        return alive
 
     def check_alive(self) -> None:
         dead = {n: p.returncode for n, p in self.processes.items() if p.poll() is not None}
@@ -339,6 +357,8 @@ def deployment(
                     )  # fmt: skip
             site.wait_until_up()
             yield site
+            site.stop()
+            assert site.leftovers() == [], "Airflow processes left after stopping"
         finally:
             site.stop()
             if executor == "CeleryExecutor":
@@ -358,6 +378,8 @@ def airflow2_scheduler(root: Path, airflow_bin: Path, **env: str) -> Iterator[De
             assert migrated.returncode == 0, migrated.stdout[-4000:]
             site.start("scheduler", "scheduler")
             yield site
+            site.stop()
+            assert site.leftovers() == [], "Airflow processes left after stopping"
         finally:
             site.stop()
 

@@ -9,7 +9,9 @@ triggered through the REST API. Few runs on purpose: each costs 5-20 s on 2 core
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -122,7 +124,10 @@ def local_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     home = root / "home"
     home.mkdir()
     started = time.monotonic()
-    with deployment(root, AIRFLOW_BIN, "LocalExecutor", HOME=str(home)) as site:
+    # A short heartbeat and grace period (worker settings a platform team tunes) so that a
+    # killed step is found lost within the test; nothing else of zenml-bridge is configured.
+    lost = {"ZENML_BRIDGE_HEARTBEAT_INTERVAL": "1", "ZENML_BRIDGE_LOST_AFTER": "6"}
+    with deployment(root, AIRFLOW_BIN, "LocalExecutor", HOME=str(home), **lost) as site:
         print(f"LocalExecutor deployment up in {time.monotonic() - started:.0f}s")
         yield site
 
@@ -262,6 +267,40 @@ def test_mark_failed_is_recorded_with_the_reason(local_site: Deployment, project
     row = _wait_for_step(store, ours, "nap", "failed")
     assert "SIGTERM" in (row["error"] or ""), row["error"]
     assert store.get_run(ours)["status"] == "failed"
+
+
+def _step_processes(run_id: str, step: str) -> list[int]:
+    """The entrypoint processes of one step of one of our runs (parent and forked child)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"zenml_bridge.entrypoint" in argv and run_id.encode() in argv and step.encode() in argv:
+            found.append(int(proc.name))
+    return found
+
+
+def test_killed_step_is_swept_to_failed_by_the_next_task(
+    local_site: Deployment, project: Project
+) -> None:
+    site = local_site
+    run_id = site.trigger("napping", {"seconds": 300.0})
+    ours = our_run_id("napping", run_id)
+    store = MetadataStore(project.metadata_url)
+    _wait_for_step(store, ours, "nap", "running")
+    pids = _step_processes(ours, "nap")
+    assert pids
+    for pid in pids:  # what the OOM killer or a lost machine does: no signal handler runs
+        os.kill(pid, signal.SIGKILL)
+    assert site.wait_for_run("napping", run_id) == "failed"
+    assert store.step_runs(ours)["nap"]["status"] == "running"  # nobody could record it
+    _, state = _run(site, "napping", {"seconds": 0.1})  # its task sweeps the store
+    assert state == "success"
+    row = _wait_for_step(store, ours, "nap", "failed")
+    assert store.get_run(ours)["status"] == "failed"
+    assert "lost (no heartbeat since" in str(store.run_state(ours)["reason"]), row
 
 
 def test_fix_then_clear_records_the_new_ir_per_step(
