@@ -388,8 +388,13 @@ def cli_json(site: Deployment, *args: str) -> Any:
     """The JSON that `airflow ARGS -o json` prints (log lines before it are skipped)."""
     result = site.airflow(*args, "-o", "json")
     assert result.returncode == 0, result.stdout[-4000:]
-    start = min(i for i in (result.stdout.find("["), result.stdout.find("{")) if i >= 0)
-    return json.loads(result.stdout[start:])
+    for line in reversed(result.stdout.splitlines()):  # the JSON is one line, after any logs
+        if line.startswith(("[", "{")):
+            try:
+                return json.loads(line)
+            except json.JSONDecodeError:
+                continue
+    raise AssertionError(f"no JSON in the output of airflow {args}: {result.stdout[-3000:]}")
 
 
 def wait_for_run_cli(site: Deployment, dag_id: str, run_id: str, timeout: float = 300) -> str:

@@ -53,11 +53,17 @@ def test_scheduler_runs_the_dag_into_the_project(tmp_path: Path) -> None:
     with airflow2_scheduler(tmp_path / "site", AIRFLOW_BIN, HOME=str(home)) as site:
         cli("init")
         cli("compile", "deploy_flows.py:diamond", "--target", "airflow", "--out", str(site.dags))
-        reserialized = site.airflow("dags", "reserialize")
-        assert reserialized.returncode == 0, reserialized.stdout[-3000:]
         conf = json.dumps({"rows": 6, "label": "two"})
-        triggered = site.airflow("dags", "trigger", "diamond", "-c", conf, "-r", "zb_manual_1")
-        assert triggered.returncode == 0, triggered.stdout[-3000:]
+        # The scheduler registers the DAG when it has parsed the folder: until then the
+        # trigger is refused ("not found"), so try again.
+        deadline = time.monotonic() + 180
+        while True:
+            triggered = site.airflow("dags", "trigger", "diamond", "-c", conf, "-r", "zb_manual_1")
+            if triggered.returncode == 0:
+                break
+            site.check_alive()
+            assert time.monotonic() < deadline, triggered.stdout[-3000:]
+            time.sleep(2)
         state = wait_for_run_cli(site, "diamond", "zb_manual_1")
         tasks = cli_json(site, "tasks", "states-for-dag-run", "diamond", "zb_manual_1")
         assert state == "success", (tasks, site.log_tails())
