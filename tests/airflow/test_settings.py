@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from support import compile_to, data_of, make_pipeline, make_step, options_for
 
-from zenml_bridge import ir, pipeline, step
+from zenml_bridge import ir, parameter, pipeline, step
 from zenml_bridge.compilers.airflow import AirflowCompiler
 from zenml_bridge.compilers.airflow_settings import DAG_SETTINGS, dag_id_owner
 from zenml_bridge.compilers.base import UnsupportedError
-from zenml_bridge.dsl.docstrings import parameter_descriptions
+from zenml_bridge.dsl.parameters import parameter_descriptions
 
 FLOWS = Path(__file__).parent / "flows"
 
@@ -241,13 +241,20 @@ def use_rows(rows: int, label: str) -> int:
 
 
 @pipeline
-def described(rows: int = 5, label: str = "x", plain: int = 0) -> None:
+def described(
+    rows: int = 5,
+    label: str = "x",
+    plain: int = 0,
+    seed: int = parameter(7, description="random seed (beats the docstring)"),
+    day: str = parameter(description="required, and described"),
+) -> None:
     """Make a report.
 
     Args:
         rows: how many rows
             to generate.
         label (str): shown on the report.
+        seed: never shown.
 
     Returns:
         nothing.
@@ -259,20 +266,19 @@ def test_parameter_descriptions_come_from_the_docstring(tmp_path: Path) -> None:
     assert parameter_descriptions(described.func) == {
         "rows": "how many rows to generate.",
         "label": "shown on the report.",
+        "seed": "never shown.",
     }
     pipe = described.to_ir()
-    assert [(p.name, p.description) for p in pipe.parameters] == [
-        ("rows", "how many rows to generate."),
-        ("label", "shown on the report."),
-        ("plain", ""),
+    assert [(p.name, p.default, p.required, p.description) for p in pipe.parameters] == [
+        ("rows", 5, False, "how many rows to generate."),
+        ("label", "x", False, "shown on the report."),
+        ("plain", 0, False, ""),
+        ("seed", 7, False, "random seed (beats the docstring)"),
+        ("day", None, True, "required, and described"),
     ]
     _, text = compile_to(pipe, tmp_path)
     descriptions = {p["name"]: p["description"] for p in data_of(text)["parameters"]}
-    assert descriptions == {
-        "rows": "how many rows to generate.",
-        "label": "shown on the report.",
-        "plain": "",
-    }
+    assert descriptions == {p.name: p.description for p in pipe.parameters}
 
 
 def test_empty_description_keeps_the_ir_identity() -> None:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, ParamSpec, TypeVar, overload
 
 from zenml_bridge import ir
-from zenml_bridge.dsl.docstrings import parameter_descriptions
+from zenml_bridge.dsl.parameters import declared_parameter, parameter_descriptions
 from zenml_bridge.dsl.step import (
     STEP_OPTIONS,
     description_of,
@@ -69,6 +69,7 @@ class Pipeline:
         parameters, refs = [], {}
         descriptions = parameter_descriptions(self.func)
         for p in inspect.signature(self.func).parameters.values():
+            p = declared_parameter(p, descriptions)
             if p.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
                 raise ir.BridgeError(
                     f"Pipeline '{self.name}' takes {'*' if p.kind is p.VAR_POSITIONAL else '**'}"
