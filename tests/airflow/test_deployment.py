@@ -12,6 +12,7 @@ import hashlib
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -32,6 +33,7 @@ pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 FLOWS = Path(__file__).parent / "flows" / "deploy.py"
 AIRFLOW_BIN = Path(sys.executable).parent / "airflow"
 PIPELINES = ("diamond", "flaky", "sleepy", "napping")
+LOST_AFTER_S = 6  # the workers' ZENML_BRIDGE_LOST_AFTER
 
 
 def _airflow_major() -> int:
@@ -126,7 +128,7 @@ def local_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     started = time.monotonic()
     # A short heartbeat and grace period (worker settings a platform team tunes) so that a
     # killed step is found lost within the test; nothing else of zenml-bridge is configured.
-    lost = {"ZENML_BRIDGE_HEARTBEAT_INTERVAL": "1", "ZENML_BRIDGE_LOST_AFTER": "6"}
+    lost = {"ZENML_BRIDGE_HEARTBEAT_INTERVAL": "1", "ZENML_BRIDGE_LOST_AFTER": str(LOST_AFTER_S)}
     with deployment(root, AIRFLOW_BIN, "LocalExecutor", HOME=str(home), **lost) as site:
         print(f"LocalExecutor deployment up in {time.monotonic() - started:.0f}s")
         yield site
@@ -269,6 +271,19 @@ def test_mark_failed_is_recorded_with_the_reason(local_site: Deployment, project
     assert store.get_run(ours)["status"] == "failed"
 
 
+def _step_heartbeat(project: Project, run_id: str, step: str) -> float:
+    """When the step's process last said it was alive (read from the project's SQLite)."""
+    database = project.metadata_url[len("sqlite:///") :]
+    db = sqlite3.connect(database)
+    try:
+        (beat,) = db.execute(
+            "SELECT heartbeat_at FROM zb_step_runs WHERE run_id = ? AND step = ?", (run_id, step)
+        ).fetchone()
+    finally:
+        db.close()
+    return float(beat)
+
+
 def _step_processes(run_id: str, step: str) -> list[int]:
     """The entrypoint processes of one step of one of our runs (parent and forked child)."""
     found = []
@@ -295,7 +310,12 @@ def test_killed_step_is_swept_to_failed_by_the_next_task(
     for pid in pids:  # what the OOM killer or a lost machine does: no signal handler runs
         os.kill(pid, signal.SIGKILL)
     assert site.wait_for_run("napping", run_id) == "failed"
-    assert store.step_runs(ours)["nap"]["status"] == "running"  # nobody could record it
+    killed = store.step_runs(ours)["nap"]
+    assert killed["status"] == "running"  # nobody could record it
+    # The next task sweeps steps silent for longer than ZENML_BRIDGE_LOST_AFTER (6 s): start
+    # it once that is the case, so that its sweep has something to find.
+    while time.time() - _step_heartbeat(project, ours, "nap") <= LOST_AFTER_S:
+        time.sleep(0.5)
     _, state = _run(site, "napping", {"seconds": 0.1})  # its task sweeps the store
     assert state == "success"
     row = _wait_for_step(store, ours, "nap", "failed")

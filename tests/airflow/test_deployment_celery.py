@@ -8,7 +8,6 @@ the LocalExecutor deployment of test_deployment.py down before this module start
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import time
 from collections.abc import Iterator
@@ -89,4 +88,4 @@ def test_celery_workers_give_the_same_results_lineage_and_cache(
     assert state == "success"
     again = load_run(our_run_id("diamond", again_id), settings)
     assert {s.status for s in again.steps.values()} == {"cached"}
-    assert json.dumps(_outputs(again)) == json.dumps(_outputs(run))
+    assert _outputs(again) == _outputs(run)
