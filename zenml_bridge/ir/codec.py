@@ -25,13 +25,27 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
+_KEEP = object()
+
+
+@cache
+def _field_plan(cls: type) -> tuple[tuple[str, Any], ...]:
+    """``(name, default)`` of each field whose default is left out of the JSON (metadata
+    ``omit_empty``: a field added later that must not change existing identities), else
+    ``(name, _KEEP)``."""
+    return tuple(
+        (f.name, f.default if f.metadata.get("omit_empty") else _KEEP)
+        for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+    )
+
+
 def to_dict(value: Any) -> Any:
     """Turn an IR value into plain JSON data (dicts, lists, scalars)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {
-            f.name: to_dict(getattr(value, f.name))
-            for f in dataclasses.fields(value)
-            if not (f.metadata.get("omit_empty") and getattr(value, f.name) == f.default)
+            name: to_dict(getattr(value, name))
+            for name, omit_default in _field_plan(type(value))
+            if omit_default is _KEEP or getattr(value, name) != omit_default
         }
     if isinstance(value, tuple | list):
         return [to_dict(item) for item in value]
