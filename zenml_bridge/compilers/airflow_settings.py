@@ -194,43 +194,46 @@ def parse_start_date(text: str) -> datetime.datetime | None:
 def dag_id_owner(folder: Path, dag_id: str, origin: str) -> str | None:
     """What else in ``folder`` defines ``dag_id``, or None when nothing does (or only we do).
 
-    Our own files are recognised by their ``PIPELINE`` literal: the same dag_id from the same
-    origin (the same pipeline of the same project) is a recompile, not a clash. Other files are
-    searched for ``dag_id="..."`` / ``DAG("...")`` literals, which is how DAG files name DAGs.
+    Our file for the dag_id is recognised by its ``PIPELINE`` literal: the same origin (the same
+    pipeline of the same project) is a recompile, not a clash. Other files are searched for
+    ``dag_id="..."`` / ``DAG("...")`` literals, which is how DAG files name DAGs.
     """
     if not folder.is_dir():
         return None
+    ours = folder / f"{FILE_PREFIX}{dag_id}.py"
+    if ours.is_file():
+        other = _recorded_origin(ours)
+        if other and other != origin:
+            return f"{ours} (compiled from {other})"
     pattern = re.compile(_DAG_ID_LITERAL.format(name=re.escape(dag_id)))
     for path in sorted(folder.rglob("*.py")):
-        if any(part.startswith(".") for part in path.relative_to(folder).parts):
+        relative = path.relative_to(folder).parts
+        if path.name.startswith(FILE_PREFIX) or any(p.startswith(".") for p in relative):
             continue
         try:
             text = path.read_text(encoding="utf-8", errors="replace")
         except OSError:
             continue
-        if path.name.startswith(FILE_PREFIX):
-            data = _pipeline_literal(text)
-            if data is None or data.get("dag_id") != dag_id:
-                continue
-            other = data.get("origin")
-            if other and other != origin:
-                return f"{path} (compiled from {other})"
-        elif pattern.search(text):
+        if pattern.search(text):
             return f"{path} (a DAG file not written by zenml-bridge)"
     return None
 
 
-def _pipeline_literal(text: str) -> dict[str, Any] | None:
+# A Python string literal as repr() writes it (single or double quotes, escapes, one line).
+_STRING = r"'(?:[^'\\\n]|\\.)*'" + "|" + r'"(?:[^"\\\n]|\\.)*"'
+_ORIGIN = re.compile(rf"^PIPELINE = \{{\s*'dag_id': (?:{_STRING}),\s*'origin': ({_STRING}),", re.M)
+
+
+def _recorded_origin(path: Path) -> str | None:
+    """The ``origin`` of one of our DAG files (the literal's second key, read without parsing
+    the whole file: a 1,000-step literal takes a while), or None for an older file."""
     try:
-        tree = ast.parse(text)
-    except SyntaxError:
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            head = handle.read(64 * 1024)
+    except OSError:
         return None
-    for node in tree.body:
-        targets = [getattr(t, "id", None) for t in getattr(node, "targets", [])]
-        if isinstance(node, ast.Assign) and targets == ["PIPELINE"]:
-            try:
-                value = ast.literal_eval(node.value)
-            except ValueError:
-                return None
-            return value if isinstance(value, dict) else None
-    return None
+    match = _ORIGIN.search(head)
+    if match is None:
+        return None
+    value = ast.literal_eval(match.group(1))
+    return value if isinstance(value, str) else None
