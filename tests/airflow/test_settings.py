@@ -286,3 +286,9 @@ def test_empty_description_keeps_the_ir_identity() -> None:
     assert "description" not in ir.to_dict(plain)
     assert ir.sha256(plain) == ir.sha256(dataclasses.replace(plain, description=""))
     assert ir.sha256(plain) != ir.sha256(dataclasses.replace(plain, description="n"))
+
+
+def test_a_file_of_an_older_compile_without_origin_is_replaced(tmp_path: Path) -> None:
+    old = tmp_path / "zenml_bridge__training.py"
+    old.write_text("PIPELINE = {\n    'dag_id': 'training',\n    'description': '',\n}\n")
+    assert dag_id_owner(tmp_path, "training", "/team-a/p.py:training") is None
