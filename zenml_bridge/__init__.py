@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from zenml_bridge.dsl import Pipeline, Step, pipeline, step
+from zenml_bridge.dsl import Pipeline, Step, parameter, pipeline, step
 from zenml_bridge.errors import BridgeError
 
 __version__ = "0.1.0"
@@ -28,6 +28,7 @@ __all__ = [
     "StepContext",
     "__version__",
     "get_step_context",
+    "parameter",
     "pipeline",
     "step",
 ]

@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--code-archive", default=None, help="URI of the code archive to import")
     run.add_argument("--code-archive-sha256", default=None, help="sha256 of the code archive")
     run.add_argument("--no-cache", action="store_true", help="do not use cached results")
+    # The default, spelled out: an orchestrator can always pass one of the two (Airflow's
+    # no_cache param renders to either) where an argument list cannot leave one out.
+    run.add_argument("--cache", dest="no_cache", action="store_false", help="use the cache")
     run.add_argument(
         "--attempt",
         type=_positive_int,
@@ -163,7 +166,9 @@ def run_step_command(args: argparse.Namespace) -> int:
         )
     else:
         parameters = ir.check_run_parameters(pipeline, overrides)
-    stack = open_stack(load_settings())
+    settings = load_settings()
+    _say_where(settings)
+    stack = open_stack(settings)
     store = stack.metadata
     backend = "kubeflow" if args.kfp_executor_input else os.environ.get(ENV_BACKEND, "entrypoint")
     maybe_sweep(store)
@@ -187,6 +192,9 @@ def run_step_command(args: argparse.Namespace) -> int:
         )
     states = store.step_runs(args.run_id)
     mine = states.get(step.name)
+    if mine is not None and rerun_requested(args, mine):
+        _reset_for_rerun(args, store, step.name, mine, parameters)
+        mine = None
     if (
         mine is not None
         and mine["status"] in ("completed", "cached")
@@ -276,6 +284,47 @@ def run_step_command(args: argparse.Namespace) -> int:
         _quietly(stack.tracker.call, "on_run_end", run_info, "completed")
     _kfp_outputs(args.kfp_executor_input, result, stack, args.run_id)
     return 0
+
+
+def _say_where(settings: Any) -> None:
+    """Every step says where it records (task logs are read one at a time; the default
+    location is announced only once, ever, when it is created)."""
+    from urllib.parse import urlsplit
+
+    from zenml_bridge.stores.metadata import describe_url
+
+    root = settings.artifact_root
+    parts = urlsplit(root)
+    if parts.username or parts.password:  # never print credentials of an fsspec URL
+        root = parts._replace(netloc=parts.hostname or "").geturl()
+    print(
+        f"zenml-bridge: recording into {describe_url(settings.metadata_url)}, artifacts under "
+        f"{root}",
+        file=sys.stderr,
+    )
+
+
+def rerun_requested(args: argparse.Namespace, mine: Any) -> bool:
+    """True for a try after the one that finished the step: the orchestrator was told to run
+    it again (Airflow's Clear starts a new try), so the step runs, not the cache."""
+    if args.attempt is None or mine["status"] not in ("completed", "cached"):
+        return False
+    return bool(args.attempt > int(mine["attempt"]))
+
+
+def _reset_for_rerun(
+    args: argparse.Namespace, store: Any, step: str, mine: Any, parameters: dict[str, Any]
+) -> None:
+    """Make a finished step runnable again: its record back to running (the completed record
+    is otherwise kept), the run reopened, no cache look-up."""
+    print(f"step '{step}' was {mine['status']} (try {mine['attempt']}); try {args.attempt} runs it")
+    now = time.time()
+    store.record_step(
+        run_id=args.run_id, step=step, status="running", outputs={}, parameters=parameters,
+        attempt=args.attempt, started_at=now, ended_at=now, replace_completed=True,
+    )  # fmt: skip
+    store.update_run(args.run_id, status="running", ended_at=None, reason=None)
+    args.no_cache = True
 
 
 def _execute_step(stack: Any, pipeline: Any, step: Any, **options: Any) -> Any:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import types
 from typing import Any
 
 
@@ -56,7 +57,14 @@ def params_of(dag: Any) -> dict[str, Any]:
 def render(task: Any, dag: Any) -> dict[str, Any]:
     """The task's template fields rendered with Airflow's own Jinja environment."""
     params = params_of(dag)
-    context = {"run_id": "manual__2024-01-02T03:04:05+00:00", "params": params, "dag": dag}
+    # A first try of a manual run (`ti` stands in for the task instance: only try_number is used).
+    ti = types.SimpleNamespace(try_number=1)
+    context = {
+        "run_id": "manual__2024-01-02T03:04:05+00:00",
+        "params": params,
+        "dag": dag,
+        "ti": ti,
+    }
     env = dag.get_template_env()
     rendered = {}
     for field in task.template_fields:
@@ -90,6 +98,10 @@ def describe(folder: str, with_render: bool) -> dict[str, Any]:
                 "retry_exponential_backoff": task.retry_exponential_backoff,
                 "max_retry_delay_s": _seconds(task.max_retry_delay),
                 "execution_timeout_s": _seconds(task.execution_timeout),
+                "do_xcom_push": task.do_xcom_push,
+                "owner": task.owner,
+                "email": task.email,
+                "email_on_failure": task.email_on_failure,
             }
             if with_render:
                 info["rendered"] = render(task, dag)
@@ -100,6 +112,17 @@ def describe(folder: str, with_render: bool) -> dict[str, Any]:
             "start_date": dag.start_date.isoformat() if dag.start_date else None,
             "params": params_of(dag),
             "tags": sorted(dag.tags),
+            "param_descriptions": {
+                name: dag.params.get_param(name).description for name in dag.params
+            },
+            "dagrun_timeout_s": _seconds(dag.dagrun_timeout),
+            "max_consecutive_failed_dag_runs": getattr(
+                dag, "max_consecutive_failed_dag_runs", None
+            ),
+            "callbacks": {
+                kind: getattr(getattr(dag, kind, None), "__name__", None)
+                for kind in ("on_failure_callback", "on_success_callback")
+            },
             "tasks": tasks,
         }
     warnings = getattr(bag, "captured_warnings", {}) or {}

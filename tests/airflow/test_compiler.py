@@ -32,7 +32,8 @@ GOLDEN_OPTIONS = {
         "parameters": {"rows": 50},
     },
 }
-ALLOWED_IMPORTS = {"__future__", "datetime", "hashlib", "inspect", "json", "re"}
+# importlib: callbacks named `module:function` are imported when called, never at parse time.
+ALLOWED_IMPORTS = {"__future__", "datetime", "hashlib", "importlib", "inspect", "json", "re", "sys"}
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -227,7 +228,10 @@ def test_store_url_with_a_password_is_refused(tmp_path: Path) -> None:
     assert "env_from_secret" in str(caught.value)
     assert list(tmp_path.iterdir()) == []
     _, text = compile_to(pipeline, tmp_path, metadata_url="postgresql+psycopg://zb@db/zb")
-    assert data_of(text)["env"] == {"ZENML_BRIDGE_METADATA_URL": "postgresql+psycopg://zb@db/zb"}
+    assert data_of(text)["stores"] == {
+        "metadata_url": "postgresql+psycopg://zb@db/zb",
+        "artifact_root": None,
+    }
 
 
 def test_ir_uri_is_required(tmp_path: Path) -> None:
@@ -352,5 +356,12 @@ def test_cli_dag_parameters_are_json_values(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     data = data_of((out / "zenml_bridge__shop.py").read_text(encoding="utf-8"))
     assert json.dumps(data["parameters"][0]) == json.dumps(
-        {"name": "rows", "type": "int", "default": 3, "required": False, "schema_type": "integer"}
+        {
+            "name": "rows",
+            "type": "int",
+            "default": 3,
+            "required": False,
+            "schema_type": "integer",
+            "description": "",
+        }
     )

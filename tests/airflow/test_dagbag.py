@@ -90,6 +90,7 @@ def test_task_graph_and_retries_equal_the_ir(loaded: dict[str, Any]) -> None:
         for step in pipeline.steps:
             task = dag["tasks"][step.name]
             assert task["upstream"] == list(step.upstream), (name, step.name)
+            assert task["do_xcom_push"] is False  # the outcome is in our store, not in XCom
             assert task["retries"] == step.retry.max_retries
             assert task["retry_delay_s"] == step.retry.delay_s
             assert task["max_retry_delay_s"] == step.retry.max_delay_s
@@ -103,7 +104,8 @@ def test_task_graph_and_retries_equal_the_ir(loaded: dict[str, Any]) -> None:
 
 def test_params_are_the_pipeline_parameters(loaded: dict[str, Any]) -> None:
     for name, pipeline in loaded["pipelines"].items():
-        expected = {p.name: p.default for p in pipeline.parameters}
+        # no_cache: the DAG param that makes a run skip cache look-ups (off by default).
+        expected = {**{p.name: p.default for p in pipeline.parameters}, "no_cache": False}
         if name == "params":
             expected["rows"] = GOLDEN_OPTIONS["params"]["parameters"]["rows"]  # -p rows=50
         assert loaded["result"]["dags"][name]["params"] == expected, name
@@ -215,3 +217,82 @@ def test_operator_signature_is_looked_up_once_per_parse(af_python: str, tmp_path
     assert len(probed["backoffs"]) == 4
     assert len(set(map(str, probed["backoffs"]))) == 1
     assert probed["backoffs"][0] in (3.0, True)  # the factor on Airflow 3, doubling on 2
+
+
+_WITHOUT_BACKOFF = """
+import importlib.util, inspect, json, sys
+try:
+    from airflow.sdk import BaseOperator
+except ImportError:
+    from airflow.models.baseoperator import BaseOperator
+real = inspect.signature
+def renamed(obj, *args, **kwargs):
+    # As if Airflow renamed retry_exponential_backoff: the parameter is gone from __init__.
+    signature = real(obj, *args, **kwargs)
+    if obj is BaseOperator.__init__:
+        kept = [p for n, p in signature.parameters.items() if n != "retry_exponential_backoff"]
+        signature = signature.replace(parameters=kept)
+    return signature
+inspect.signature = renamed
+spec = importlib.util.spec_from_file_location("generated_dag", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+tasks = {t.task_id: t.retries for t in module.dag.tasks}
+print("ZENML_BRIDGE_PROBE " + json.dumps({"kind": module.BACKOFF_KIND, "tasks": tasks}))
+"""
+
+
+def test_dag_still_loads_when_airflow_renames_the_backoff_argument(
+    af_python: str, tmp_path: Path
+) -> None:
+    retry = ir.RetryPolicy(max_retries=2, backoff_factor=3.0)
+    result, _ = compile_to(make_pipeline(make_step("s", retry=retry)), tmp_path / "dags")
+    done = subprocess.run(
+        [af_python, "-c", _WITHOUT_BACKOFF, str(result.paths[0])],
+        env=airflow_env(tmp_path / "home", tmp_path / "dags"),
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-4000:]
+    line = next(x for x in done.stdout.splitlines() if x.startswith("ZENML_BRIDGE_PROBE "))
+    # No backoff argument, but the DAG and its retries are there.
+    assert json.loads(line.split(" ", 1)[1]) == {"kind": None, "tasks": {"s": 2}}
+
+
+def test_dag_settings_and_param_descriptions_reach_airflow(af_python: str, tmp_path: Path) -> None:
+    settings = {
+        "owner": "ml-team",
+        "start_date": "2025-03-01T06:00:00",
+        "dagrun_timeout": 3600,
+        "on_failure_callback": "alerts.hooks:page_oncall",
+        "on_success_callback": "alerts.hooks:celebrate",
+        "email": ["ml@example.com"],
+        "email_on_failure": True,
+        "max_consecutive_failed_dag_runs": 3,
+    }
+    pipe = make_pipeline(
+        make_step("a"),
+        make_step("b", ("a",)),
+        settings={"airflow": settings},
+        parameters=(ir.Parameter(name="rows", type="int", default=3, description="how many"),),
+    )
+    compile_to(pipe, tmp_path / "dags")
+    result = probe(af_python, tmp_path / "dags", tmp_path / "home")
+    assert result["import_errors"] == {}
+    dag = result["dags"]["demo"]
+    assert dag["start_date"] == "2025-03-01T06:00:00+00:00"
+    assert dag["dagrun_timeout_s"] == 3600
+    assert dag["max_consecutive_failed_dag_runs"] == 3
+    # Imported only when called: parsing the DAG needs no `alerts` package.
+    assert dag["callbacks"] == {
+        "on_failure_callback": "page_oncall",
+        "on_success_callback": "celebrate",
+    }
+    assert dag["param_descriptions"] == {
+        "rows": "how many",
+        "no_cache": "Run every step again instead of using the cache.",
+    }
+    for task in dag["tasks"].values():
+        assert task["do_xcom_push"] is False
+        assert task["owner"] == "ml-team"
+        assert task["email"] == ["ml@example.com"]
+        assert task["email_on_failure"] is True

@@ -53,7 +53,7 @@ def register(subparsers: Any) -> None:
         dest="worker_python",
         metavar="PATH",
         help="Airflow: the Python that runs steps on workers (default: $ZENML_BRIDGE_PYTHON "
-        "on the worker, else python)",
+        "on the worker, else the Python that runs the Airflow worker)",
     )
     parser.add_argument(
         "--kfp-caching",
@@ -61,6 +61,7 @@ def register(subparsers: Any) -> None:
         choices=("on", "off"),
         help="Kubeflow: KFP's own task cache (default: off; our cache serves unchanged steps)",
     )
+    add_airflow_options(parser)
     parser.set_defaults(handler=_compile)
 
 
@@ -83,6 +84,8 @@ def _compile(args: argparse.Namespace) -> int:
     )
     if args.target == "kubeflow":
         options = _kubeflow_extra(options, args)
+    if args.target == "airflow":
+        options = _airflow_options(args, options)
     if args.target == "ir":
         result = compiler.compile(pipeline, options)
     else:
@@ -149,3 +152,54 @@ def _kubeflow_extra(options: Any, args: argparse.Namespace) -> Any:
     root = load_settings().artifact_root
     extra = {**options.extra, "kfp_caching": args.kfp_caching, "worker_artifact_root": root}
     return dataclasses.replace(options, extra=extra)
+
+
+def add_airflow_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dag-id-prefix",
+        default="",
+        metavar="PREFIX",
+        help="Airflow: put PREFIX before the pipeline name in the dag_id (and the file name)",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="Airflow: replace a DAG of the same dag_id that another source wrote",
+    )
+
+
+def _airflow_options(args: argparse.Namespace, options: Any) -> Any:
+    """The Airflow extras: dag_id prefix, --force, the pipeline's origin, and the project's
+    local stores as the DAG's defaults (a worker's ZENML_BRIDGE_* variables still win)."""
+    import dataclasses
+    import inspect
+    import os
+
+    from zenml_bridge.cli.source import load_pipeline
+    from zenml_bridge.config import load_settings
+    from zenml_bridge.stores.artifacts import is_local_url, local_path
+
+    extra = dict(options.extra)
+    extra["dag_id_prefix"] = args.dag_id_prefix
+    extra["force"] = args.force
+    definition = load_pipeline(args.src)
+    try:
+        source_file = inspect.getsourcefile(definition.func) or args.src
+    except TypeError:
+        source_file = args.src
+    extra["origin"] = f"{os.path.abspath(source_file)}:{definition.name}"
+    changes: dict[str, Any] = {"extra": extra}
+    settings = load_settings()
+    if options.operator == "bash":
+        # Local stores are only meaningful where the tasks run on this machine: bake them in as
+        # defaults, so a laptop's Airflow records into the project without any variable.
+        if _is_local_sqlite(settings.metadata_url):
+            changes["metadata_url"] = settings.metadata_url
+        if is_local_url(settings.artifact_root):
+            changes["artifact_root"] = os.path.abspath(local_path(settings.artifact_root))
+    return dataclasses.replace(options, **changes)
+
+
+def _is_local_sqlite(url: str) -> bool:
+    database = url.partition(":///")[2].split("?", 1)[0]
+    return url.startswith("sqlite:///") and database not in ("", ":memory:")

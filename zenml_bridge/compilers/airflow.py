@@ -25,6 +25,17 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from zenml_bridge import ir
+from zenml_bridge.compilers.airflow_settings import (
+    DAG_SETTINGS,
+    FILE_PREFIX,
+    STEP_SETTINGS,
+    check_parameters,
+    check_pipeline_settings,
+    check_task_settings,
+    dag_id_owner,
+    dag_settings,
+    default_args,
+)
 from zenml_bridge.compilers.base import (
     CompileOptions,
     Compiler,
@@ -35,8 +46,9 @@ from zenml_bridge.compilers.base import (
     write_atomic,
 )
 
+__all__ = ["DAG_SETTINGS", "FILE_PREFIX", "STEP_SETTINGS", "AirflowCompiler", "dag_id_of"]
+
 PLACEHOLDER = "PIPELINE = __PIPELINE__\n"
-FILE_PREFIX = "zenml_bridge__"
 DEFAULT_TAG = "zenml-bridge"
 SCHEDULE_PRESETS = tuple(
     "@once @continuous @hourly @daily @weekly @monthly @quarterly @yearly".split()
@@ -44,34 +56,7 @@ SCHEDULE_PRESETS = tuple(
 _CRON_FIELD = re.compile(r"[0-9A-Za-z*/,?#-]+")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-_K8S_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
-
-#: Per-step ``settings={"airflow": {...}}`` keys: the profiles that take each, and its JSON type.
-STEP_SETTINGS: dict[str, tuple[tuple[str, ...], str]] = {
-    "pool": (("bash", "kubernetes", "docker"), "str"),
-    "queue": (("bash", "kubernetes", "docker"), "str"),
-    "priority_weight": (("bash", "kubernetes", "docker"), "int"),
-    "namespace": (("kubernetes",), "str"),
-    "service_account_name": (("kubernetes",), "str"),
-    "image_pull_policy": (("kubernetes",), "str"),
-    "node_selector": (("kubernetes",), "dict[str, str]"),
-    "labels": (("kubernetes",), "dict[str, str]"),
-    "annotations": (("kubernetes",), "dict[str, str]"),
-    "startup_timeout_seconds": (("kubernetes",), "int"),
-    # A Kubernetes Secret whose keys become the pod's environment (store URLs, credentials).
-    "env_from_secret": (("kubernetes",), "k8s name"),
-    "docker_url": (("docker",), "str"),
-    "network_mode": (("docker",), "str"),
-    "user": (("docker",), "str"),
-    "shm_size": (("docker",), "int"),
-}
-#: Pipeline ``settings={"airflow": {...}}`` keys that are DAG arguments, and their JSON type.
-#: Task keys (above) given for the pipeline are defaults of every task.
-DAG_SETTINGS: dict[str, str] = {
-    "tags": "list[str]",
-    "max_active_runs": "int",
-    "max_active_tasks": "int",
-}
+_DAG_ID = re.compile(r"[A-Za-z0-9_.-]{1,250}")
 
 
 class AirflowCompiler(Compiler):
@@ -101,6 +86,7 @@ class AirflowCompiler(Compiler):
         problems = super().check(pipeline, options)
         problems += _check_references(options)
         problems += _check_pipeline(pipeline, profile)
+        problems += _check_dag_id(pipeline, options)
         if options.image and profile == "bash":
             problems.append(
                 _warning(
@@ -156,7 +142,7 @@ class AirflowCompiler(Compiler):
                     "Airflow 2 can only double it (retry_exponential_backoff=True).",
                 )
             )
-        problems += _check_task_settings(step.name, step.settings.get("airflow", {}), profile)
+        problems += check_task_settings(step.name, step.settings.get("airflow", {}), profile)
         return problems
 
     # -- emit --------------------------------------------------------------------------------
@@ -180,22 +166,24 @@ class AirflowCompiler(Compiler):
         notes = [f"dag_id {data['dag_id']}, {len(pipeline.steps)} task(s), IR {data['ir_uri']}"]
         if data["code_archive_uri"]:
             notes.append(f"code archive {data['code_archive_uri']}")
+        stores = {k: v for k, v in data["stores"].items() if v}
+        if stores and profile_is_bash(options):
+            notes.append(
+                "workers record into "
+                + ", ".join(f"{k} {v}" for k, v in stores.items())
+                + " (defaults: a worker's ZENML_BRIDGE_METADATA_URL / _ARTIFACT_ROOT win)"
+            )
         return CompileResult(paths=(path,), notes=tuple(notes))
 
     def pipeline_data(self, pipeline: ir.Pipeline, options: CompileOptions) -> dict[str, Any]:
         """The ``PIPELINE`` literal of the generated file (plain JSON-like data)."""
         profile = options.operator
         settings = pipeline.settings.get("airflow", {})
-        dag_settings = {k: v for k, v in settings.items() if k in DAG_SETTINGS and k != "tags"}
         task_defaults = {k: v for k, v in settings.items() if k not in DAG_SETTINGS}
         tags = [DEFAULT_TAG, *[t for t in settings.get("tags", []) if t != DEFAULT_TAG]]
-        env = {}
-        if options.metadata_url:
-            env["ZENML_BRIDGE_METADATA_URL"] = options.metadata_url
-        if options.artifact_root:
-            env["ZENML_BRIDGE_ARTIFACT_ROOT"] = options.artifact_root
         return {
-            "dag_id": pipeline.name,
+            "dag_id": dag_id_of(pipeline, options),
+            "origin": origin_of(pipeline, options),
             "description": pipeline.description,
             "schedule": pipeline.schedule,
             "operator": profile,
@@ -204,9 +192,14 @@ class AirflowCompiler(Compiler):
             "ir_sha256": options.ir_sha256,
             "code_archive_uri": options.code_archive_uri if options.code_archive else None,
             "code_archive_sha256": options.code_archive_sha256 if options.code_archive else None,
-            "env": env,
+            # Defaults: on the bash profile a worker's own ZENML_BRIDGE_* variables win.
+            "stores": {
+                "metadata_url": options.metadata_url,
+                "artifact_root": options.artifact_root,
+            },
             "tags": tags,
-            "dag_settings": dag_settings,
+            "dag_settings": dag_settings(settings),
+            "default_args": default_args(settings),
             "parameters": [
                 {
                     "name": p.name,
@@ -214,11 +207,59 @@ class AirflowCompiler(Compiler):
                     "default": p.default,
                     "required": p.required,
                     "schema_type": _schema_type(p),
+                    "description": p.description,
                 }
                 for p in pipeline.parameters
             ],
             "steps": [_step_data(s, profile, options, task_defaults) for s in pipeline.steps],
         }
+
+
+def profile_is_bash(options: CompileOptions) -> bool:
+    return options.operator == "bash"
+
+
+def dag_id_of(pipeline: ir.Pipeline, options: CompileOptions) -> str:
+    """The DAG id: ``--dag-id-prefix`` (``options.extra["dag_id_prefix"]``) plus the name."""
+    return f"{options.extra.get('dag_id_prefix') or ''}{pipeline.name}"
+
+
+def origin_of(pipeline: ir.Pipeline, options: CompileOptions) -> str:
+    """Where the pipeline comes from; the CLI passes the absolute path of its file.
+
+    Two compiles with the same origin are the same pipeline: the second replaces the first's
+    DAG file. A different origin for the same dag_id is a clash (see ``_check_dag_id``).
+    """
+    return str(options.extra.get("origin") or pipeline.source)
+
+
+def _check_dag_id(pipeline: ir.Pipeline, options: CompileOptions) -> list[Problem]:
+    dag_id = dag_id_of(pipeline, options)
+    prefix = options.extra.get("dag_id_prefix") or ""
+    if not _DAG_ID.fullmatch(dag_id):
+        return [
+            _error(
+                None,
+                "dag_id_prefix",
+                f"{prefix!r} makes the dag_id {dag_id!r}, which Airflow refuses: use letters, "
+                "digits, '_', '.' and '-' (250 characters at most).",
+            )
+        ]
+    if options.extra.get("force"):
+        return []
+    folder = Path(options.out)
+    other = dag_id_owner(folder, dag_id, origin_of(pipeline, options))
+    if other is None:
+        return []
+    return [
+        _error(
+            None,
+            "dag_id",
+            f"{dag_id!r} is already defined in the dags folder by {other}; writing this DAG "
+            "would replace it or make Airflow load two DAGs of one id. Compile with "
+            "--dag-id-prefix PREFIX to give this one its own id, or --force to replace it.",
+        )
+    ]
 
 
 def _error(step: str | None, setting: str, message: str) -> Problem:
@@ -263,39 +304,7 @@ def _check_pipeline(pipeline: ir.Pipeline, profile: str) -> list[Problem]:
                 f"{', '.join(SCHEDULE_PRESETS)}. Fix @pipeline(schedule=...).",
             )
         )
-    settings = pipeline.settings.get("airflow", {})
-    for key, value in settings.items():
-        if key in DAG_SETTINGS and not _is_type(value, DAG_SETTINGS[key]):
-            problems.append(
-                _error(
-                    None,
-                    f"settings.airflow.{key}",
-                    f"must be {DAG_SETTINGS[key]}, got {value!r:.60}",
-                )
-            )
-    # Task settings given for the pipeline are defaults of every task.
-    task_defaults = {k: v for k, v in settings.items() if k not in DAG_SETTINGS}
-    return problems + _check_task_settings(None, task_defaults, profile)
-
-
-def _check_task_settings(step: str | None, settings: dict[str, Any], profile: str) -> list[Problem]:
-    problems = []
-    for key, value in settings.items():
-        where = f"settings.airflow.{key}"
-        if key not in STEP_SETTINGS:
-            known = [*STEP_SETTINGS, *(DAG_SETTINGS if step is None else ())]
-            hint = ir.did_you_mean(key, known)
-            problems.append(
-                _error(step, where, f"unknown Airflow setting.{hint} Known: {', '.join(known)}.")
-            )
-            continue
-        profiles, type_name = STEP_SETTINGS[key]
-        if profile not in profiles:
-            message = f"only the {' and '.join(profiles)} profile takes it, not {profile}"
-            problems.append(_error(step, where, message))
-        elif not _is_type(value, type_name):
-            problems.append(_error(step, where, f"must be {type_name}, got {value!r:.60}"))
-    return problems
+    return problems + check_parameters(pipeline) + check_pipeline_settings(pipeline, profile)
 
 
 def _step_data(
@@ -366,20 +375,6 @@ def _schema_type(parameter: ir.Parameter) -> str | None:
         "boolean": isinstance(value, bool),
     }[name]
     return name if parameter.required or fits else None
-
-
-def _is_type(value: Any, type_name: str) -> bool:
-    if type_name == "str":
-        return isinstance(value, str)
-    if type_name == "int":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if type_name == "k8s name":
-        return isinstance(value, str) and bool(_K8S_NAME.fullmatch(value))
-    if type_name == "list[str]":
-        return isinstance(value, list) and all(isinstance(v, str) for v in value)
-    if type_name == "dict[str, str]":
-        return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
-    raise ValueError(type_name)
 
 
 # -- the generated file ----------------------------------------------------------------------

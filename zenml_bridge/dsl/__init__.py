@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+from zenml_bridge.dsl.parameters import parameter
 from zenml_bridge.dsl.pipeline import Pipeline, pipeline
 from zenml_bridge.dsl.step import Step, step
 from zenml_bridge.dsl.trace import Invocation, ParameterRef, StepOutput
 
-__all__ = ["Invocation", "ParameterRef", "Pipeline", "Step", "StepOutput", "pipeline", "step"]
+__all__ = [
+    "Invocation",
+    "ParameterRef",
+    "Pipeline",
+    "Step",
+    "StepOutput",
+    "parameter",
+    "pipeline",
+    "step",
+]

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, ParamSpec, TypeVar, overload
 
 from zenml_bridge import ir
+from zenml_bridge.dsl.parameters import declared_parameter, parameter_descriptions
 from zenml_bridge.dsl.step import (
     STEP_OPTIONS,
     description_of,
@@ -85,7 +86,9 @@ class Pipeline:
             f"{display_path(self.func.__code__.co_filename)}:{self.func.__code__.co_firstlineno}"
         )
         parameters, refs = [], {}
+        descriptions = parameter_descriptions(self.func)
         for p in inspect.signature(self.func).parameters.values():
+            p = declared_parameter(p, descriptions)
             if p.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
                 raise ir.BridgeError(
                     f"Pipeline '{self.name}' takes {'*' if p.kind is p.VAR_POSITIONAL else '**'}"
@@ -108,6 +111,7 @@ class Pipeline:
                     type=type_name(annotation),
                     default=None if p.default is EMPTY else p.default,
                     required=p.default is EMPTY,
+                    description=descriptions.get(p.name, ""),
                 )
             )
             refs[p.name] = ParameterRef(p.name, annotation)

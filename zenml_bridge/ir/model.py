@@ -113,6 +113,10 @@ class Parameter:
     type: str = "Any"
     default: JSON = None
     required: bool = False
+    #: For people (Airflow's trigger form, KFP input descriptions); from the pipeline docstring's
+    #: ``Args:`` section. Left out of the canonical JSON while empty, so adding the field
+    #: changed no existing pipeline's sha256.
+    description: str = field(default="", metadata=OMIT_DEFAULT)
 
     def __post_init__(self) -> None:
         _freeze_fields(self, ("default",))

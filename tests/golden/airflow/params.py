@@ -2,19 +2,22 @@
 
 Every task runs one pipeline step through
 ``python -m zenml_bridge.entrypoint run-step --ir URI --ir-sha256 HEX --step NAME --run-id ID``
-against the stores configured on the worker (ZENML_BRIDGE_METADATA_URL and
-ZENML_BRIDGE_ARTIFACT_ROOT). All pipeline data is the PIPELINE literal below; the code around it
-is the same in every generated file. Parsing this file imports nothing of zenml-bridge and reads
-nothing: user text reaches Airflow only as literal() values, never as Jinja template text.
+against the stores of the worker (ZENML_BRIDGE_METADATA_URL and ZENML_BRIDGE_ARTIFACT_ROOT), or
+those the compile used when the worker sets none. All pipeline data is the PIPELINE literal
+below; the code around it is the same in every generated file. Parsing this file imports nothing
+of zenml-bridge and reads nothing: user text reaches Airflow only as literal() values, never as
+Jinja template text.
 """
 
 from __future__ import annotations
 
 import datetime
 import hashlib
+import importlib
 import inspect
 import json
 import re
+import sys
 
 try:  # Airflow 3.x
     from airflow.sdk import DAG, BaseOperator, Param, literal
@@ -26,6 +29,7 @@ except ImportError:  # Airflow 2.10 / 2.11
 
 PIPELINE = {
     'dag_id': 'params',
+    'origin': 'pipelines.params:params',
     'description': '',
     'schedule': '0 6 * * *',
     'operator': 'kubernetes',
@@ -34,18 +38,34 @@ PIPELINE = {
     'ir_sha256': '688ef2c2025bb797b36b22a41b585e8f91df21db33a3745d9bdb03512f809f1b',
     'code_archive_uri': 's3://zenml-bucket/artifacts/.zenml_bridge/code/b825ca69f6a00e551a7f38c0a7a6b32f1c06f8a989e7072c988345b2113a29a2.tar.gz',
     'code_archive_sha256': 'b825ca69f6a00e551a7f38c0a7a6b32f1c06f8a989e7072c988345b2113a29a2',
-    'env': {},
+    'stores': {'metadata_url': None, 'artifact_root': None},
     'tags': ['zenml-bridge'],
     'dag_settings': {},
+    'default_args': {},
     'parameters': [
-        {'name': 'rows', 'type': 'int', 'default': 50, 'required': False, 'schema_type': 'integer'},
-        {'name': 'seed', 'type': 'int', 'default': 1, 'required': False, 'schema_type': 'integer'},
+        {
+            'name': 'rows',
+            'type': 'int',
+            'default': 50,
+            'required': False,
+            'schema_type': 'integer',
+            'description': '',
+        },
+        {
+            'name': 'seed',
+            'type': 'int',
+            'default': 1,
+            'required': False,
+            'schema_type': 'integer',
+            'description': '',
+        },
         {
             'name': 'label',
             'type': 'str',
             'default': 'it\'s "quoted"',
             'required': False,
             'schema_type': 'string',
+            'description': '',
         },
         {
             'name': 'ratio',
@@ -53,6 +73,7 @@ PIPELINE = {
             'default': 0.25,
             'required': False,
             'schema_type': 'number',
+            'description': '',
         },
         {
             'name': 'enabled',
@@ -60,6 +81,7 @@ PIPELINE = {
             'default': True,
             'required': False,
             'schema_type': 'boolean',
+            'description': '',
         },
         {
             'name': 'weights',
@@ -67,6 +89,7 @@ PIPELINE = {
             'default': [0.5, 0.5],
             'required': False,
             'schema_type': 'array',
+            'description': '',
         },
     ],
     'steps': [
@@ -105,26 +128,46 @@ PIPELINE = {
 
 START_DATE = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
 ENTRYPOINT = ["-m", "zenml_bridge.entrypoint", "run-step"]
-# The only Jinja templates of this file: Airflow fills in its run id and the run's params.
+NO_CACHE = "no_cache"  # the DAG param that re-runs steps without cache look-ups
+# The only Jinja templates of this file: Airflow fills in its run id, the run's params, the
+# try number (a Clear starts a new try) and the no_cache param. --new-attempt: a DAG run is one
+# of our runs even when a task of it runs a newer IR (fix, deploy, Clear); each step run
+# records the IR it ran.
 RUN_ID_TEMPLATE = "{{ run_id | zenml_bridge_run_id }}"
 PARAMS_TEMPLATE = "{{ params | zenml_bridge_params_json }}"
+TRY_TEMPLATE = "{{ ti.try_number }}"
+CACHE_FLAG_TEMPLATE = "{{ params | zenml_bridge_cache_flag }}"
+# The interpreter that parses this file on a worker runs Airflow there, and platform teams
+# install zenml-bridge into it: the default for the bash profile (no `python` on PATH needed).
+WORKER_PYTHON = sys.executable
 # The bash profile reads every value from the environment, so no value is ever spliced into
-# shell or Jinja text. ZENML_BRIDGE_PYTHON on a worker picks its interpreter when the DAG names
-# none.
+# shell or Jinja text. The worker's own store variables win over the compile's local defaults;
+# ZENML_BRIDGE_PYTHON on a worker picks its interpreter when the DAG names none.
 BASH_COMMAND = (
-    'exec "${ZENML_BRIDGE_AIRFLOW_PYTHON:-${ZENML_BRIDGE_PYTHON:-python}}"'
+    'ZENML_BRIDGE_METADATA_URL="${ZENML_BRIDGE_METADATA_URL:-$ZENML_BRIDGE_AIRFLOW_METADATA_URL}"'
+    ' ZENML_BRIDGE_ARTIFACT_ROOT="${ZENML_BRIDGE_ARTIFACT_ROOT:-$ZENML_BRIDGE_AIRFLOW_ARTIFACT_ROOT}"'
+    ' exec "${ZENML_BRIDGE_AIRFLOW_PYTHON:-${ZENML_BRIDGE_PYTHON:-$ZENML_BRIDGE_AIRFLOW_WORKER_PYTHON}}"'
     " -m zenml_bridge.entrypoint run-step"
     ' --ir "$ZENML_BRIDGE_AIRFLOW_IR" --ir-sha256 "$ZENML_BRIDGE_AIRFLOW_IR_SHA256"'
     ' --step "$ZENML_BRIDGE_AIRFLOW_STEP" --run-id "$ZENML_BRIDGE_AIRFLOW_RUN_ID"'
     ' --params-json "$ZENML_BRIDGE_AIRFLOW_PARAMS_JSON"'
+    ' --attempt "$ZENML_BRIDGE_AIRFLOW_TRY_NUMBER" "$ZENML_BRIDGE_AIRFLOW_CACHE_FLAG" --new-attempt'
     ' ${ZENML_BRIDGE_AIRFLOW_CODE_ARCHIVE:+--code-archive "$ZENML_BRIDGE_AIRFLOW_CODE_ARCHIVE"'
     ' --code-archive-sha256 "$ZENML_BRIDGE_AIRFLOW_CODE_ARCHIVE_SHA256"}'
 )
-# Airflow 3.x multiplies the retry delay by a float factor; 2.x only doubles it (True).
+
+
+def backoff_kind():
+    """How this Airflow takes retry_exponential_backoff: a factor (3.x), a flag (2.x), or
+    not at all (a rename must not break the import of every generated DAG)."""
+    parameter = inspect.signature(BaseOperator.__init__).parameters.get("retry_exponential_backoff")
+    if parameter is None:
+        return None
+    return "factor" if "float" in str(parameter.annotation) else "flag"
+
+
 # Looked up once per parse of this file, not once per task.
-BACKOFF_TAKES_FACTOR = "float" in str(
-    inspect.signature(BaseOperator.__init__).parameters["retry_exponential_backoff"].annotation
-)
+BACKOFF_KIND = backoff_kind()
 
 
 def run_id_filter(airflow_run_id):
@@ -135,9 +178,30 @@ def run_id_filter(airflow_run_id):
 
 
 def params_json_filter(params):
-    """The run's pipeline parameters (defaults, or `dags trigger -c` values) as JSON."""
+    """The run's pipeline parameters (defaults, or conf values) as JSON.
+
+    Conf keys that are no pipeline parameter fail the task without retries: a typo in
+    `dags trigger -c` must not run the pipeline with the default.
+    """
     names = [parameter["name"] for parameter in PIPELINE["parameters"]]
+    unknown = sorted(key for key in params if key not in names and key != NO_CACHE)
+    if unknown:
+        try:
+            from airflow.exceptions import AirflowFailException
+        except ImportError:  # pragma: no cover - moved in a later Airflow
+            from airflow.sdk.exceptions import AirflowFailException
+        known = ", ".join(names) if names else "none"
+        raise AirflowFailException(
+            f"The run's conf has {', '.join(repr(key) for key in unknown)}, which pipeline "
+            f"'{PIPELINE['dag_id']}' does not take. Its parameters: {known} (and '{NO_CACHE}'). "
+            "Trigger it again with the right keys."
+        )
     return json.dumps({name: params[name] for name in names if name in params}, sort_keys=True)
+
+
+def cache_flag_filter(params):
+    """`--no-cache` when the run's no_cache param is true, else `--cache`."""
+    return "--no-cache" if params.get(NO_CACHE) is True else "--cache"
 
 
 def literals(value):
@@ -157,12 +221,22 @@ def entrypoint_args(step):
     if PIPELINE["code_archive_uri"]:
         args += ["--code-archive", PIPELINE["code_archive_uri"]]
         args += ["--code-archive-sha256", PIPELINE["code_archive_sha256"]]
-    return [*literals(args), "--run-id", RUN_ID_TEMPLATE, "--params-json", PARAMS_TEMPLATE]
+    return [
+        *literals(args),
+        *["--run-id", RUN_ID_TEMPLATE, "--params-json", PARAMS_TEMPLATE],
+        *["--attempt", TRY_TEMPLATE, CACHE_FLAG_TEMPLATE, "--new-attempt"],
+    ]
 
 
-def step_env(step):
+def store_env():
+    """Store URLs for pods and containers, which do not inherit the worker's environment."""
+    names = {"metadata_url": "ZENML_BRIDGE_METADATA_URL", "artifact_root": "ZENML_BRIDGE_ARTIFACT_ROOT"}
+    return {names[key]: url for key, url in PIPELINE["stores"].items() if url}
+
+
+def step_env(step, stores):
     # ZENML_BRIDGE_BACKEND makes our run records say where the run ran.
-    return literals({**step["env"], **PIPELINE["env"], "ZENML_BRIDGE_BACKEND": "airflow"})
+    return literals({**step["env"], **stores, "ZENML_BRIDGE_BACKEND": "airflow"})
 
 
 def task_args(step, operator, settings):
@@ -170,11 +244,13 @@ def task_args(step, operator, settings):
         "task_id": step["name"],
         "retries": step["retries"],
         "retry_delay": datetime.timedelta(seconds=step["retry_delay_s"]),
+        # A task's outcome is in our metadata store; its last output line is no XCom.
+        "do_xcom_push": False,
     }
     if step["description"]:
         args["doc_md"] = step["description"]
-    if step["retry_backoff"] != 1.0:
-        backoff = step["retry_backoff"] if BACKOFF_TAKES_FACTOR else True
+    if step["retry_backoff"] != 1.0 and BACKOFF_KIND is not None:
+        backoff = step["retry_backoff"] if BACKOFF_KIND == "factor" else True
         args["retry_exponential_backoff"] = backoff
     if step["max_retry_delay_s"] is not None:
         args["max_retry_delay"] = datetime.timedelta(seconds=step["max_retry_delay_s"])
@@ -191,19 +267,25 @@ def bash_task(step):
     except ImportError:  # Airflow 2.x
         from airflow.operators.bash import BashOperator
 
+    stores = PIPELINE["stores"]
     env = {
-        **step_env(step),
+        **step_env(step, {}),
         "ZENML_BRIDGE_AIRFLOW_IR": PIPELINE["ir_uri"],
         "ZENML_BRIDGE_AIRFLOW_IR_SHA256": PIPELINE["ir_sha256"],
         "ZENML_BRIDGE_AIRFLOW_STEP": step["name"],
         "ZENML_BRIDGE_AIRFLOW_CODE_ARCHIVE": PIPELINE["code_archive_uri"] or "",
         "ZENML_BRIDGE_AIRFLOW_CODE_ARCHIVE_SHA256": PIPELINE["code_archive_sha256"] or "",
+        "ZENML_BRIDGE_AIRFLOW_METADATA_URL": stores["metadata_url"] or "",
+        "ZENML_BRIDGE_AIRFLOW_ARTIFACT_ROOT": stores["artifact_root"] or "",
+        "ZENML_BRIDGE_AIRFLOW_WORKER_PYTHON": WORKER_PYTHON,
     }
     if PIPELINE["python"]:
         env["ZENML_BRIDGE_AIRFLOW_PYTHON"] = PIPELINE["python"]
     env = literals(env)
     env["ZENML_BRIDGE_AIRFLOW_RUN_ID"] = RUN_ID_TEMPLATE
     env["ZENML_BRIDGE_AIRFLOW_PARAMS_JSON"] = PARAMS_TEMPLATE
+    env["ZENML_BRIDGE_AIRFLOW_TRY_NUMBER"] = TRY_TEMPLATE
+    env["ZENML_BRIDGE_AIRFLOW_CACHE_FLAG"] = CACHE_FLAG_TEMPLATE
     return BashOperator(
         bash_command=BASH_COMMAND,
         env=env,
@@ -226,7 +308,7 @@ def kubernetes_task(step):
         image=literal(step["image"]),
         cmds=[literal(PIPELINE["python"] or "python")],
         arguments=[*ENTRYPOINT, *entrypoint_args(step)],
-        env_vars=step_env(step),
+        env_vars=step_env(step, store_env()),
         container_resources=k8s.V1ResourceRequirements(
             requests=resources["requests"] or None, limits=resources["limits"] or None
         ),
@@ -251,7 +333,7 @@ def docker_task(step):
     return DockerOperator(
         image=literal(step["image"]),
         command=[literal(PIPELINE["python"] or "python"), *ENTRYPOINT, *entrypoint_args(step)],
-        environment=step_env(step),
+        environment=step_env(step, store_env()),
         auto_remove="success",
         **extra,
         **task_args(step, DockerOperator, step["settings"]),
@@ -260,28 +342,65 @@ def docker_task(step):
 
 def parameter(spec):
     extra = {"type": spec["schema_type"]} if spec["schema_type"] else {}
+    if spec["description"]:
+        extra["description"] = spec["description"]
     if spec["required"]:
         return Param(**extra)
     return Param(spec["default"], **extra)
 
 
+def callback(spec):
+    """A callback named `module:function`, imported when Airflow calls it (not at parse time,
+    which must stay free of user imports)."""
+    module_name, _, attribute = spec.partition(":")
+
+    def call(context):
+        target = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            target = getattr(target, part)
+        return target(context)
+
+    call.__name__ = attribute.rsplit(".", 1)[-1]
+    return call
+
+
+def dag_arguments():
+    """The DAG's own settings: start_date, dagrun_timeout and callbacks are converted."""
+    arguments = dict(PIPELINE["dag_settings"])
+    start = arguments.pop("start_date", None)
+    start = datetime.datetime.fromisoformat(start) if start else START_DATE
+    arguments["start_date"] = start if start.tzinfo else start.replace(tzinfo=datetime.timezone.utc)
+    if "dagrun_timeout" in arguments:
+        arguments["dagrun_timeout"] = datetime.timedelta(seconds=arguments["dagrun_timeout"])
+    for key in ("on_failure_callback", "on_success_callback"):
+        if key in arguments:
+            arguments[key] = callback(arguments[key])
+    if PIPELINE["default_args"]:
+        arguments["default_args"] = dict(PIPELINE["default_args"])
+    return arguments
+
+
 def build_dag():
     make_task = {"bash": bash_task, "kubernetes": kubernetes_task, "docker": docker_task}
     make_task = make_task[PIPELINE["operator"]]
+    params = {spec["name"]: parameter(spec) for spec in PIPELINE["parameters"]}
+    params[NO_CACHE] = Param(
+        False, type="boolean", description="Run every step again instead of using the cache."
+    )
     with DAG(
         dag_id=PIPELINE["dag_id"],
         description=PIPELINE["description"] or None,
         doc_md=PIPELINE["description"] or None,
         schedule=PIPELINE["schedule"],
-        start_date=START_DATE,
         catchup=False,
-        params={spec["name"]: parameter(spec) for spec in PIPELINE["parameters"]},
+        params=params,
         tags=PIPELINE["tags"],
         user_defined_filters={
             "zenml_bridge_run_id": run_id_filter,
             "zenml_bridge_params_json": params_json_filter,
+            "zenml_bridge_cache_flag": cache_flag_filter,
         },
-        **PIPELINE["dag_settings"],
+        **dag_arguments(),
     ) as dag:
         tasks = {step["name"]: make_task(step) for step in PIPELINE["steps"]}
         for step in PIPELINE["steps"]:
