@@ -288,19 +288,14 @@ def run_step_command(args: argparse.Namespace) -> int:
 
 def _say_where(settings: Any) -> None:
     """Every step says where it records (task logs are read one at a time; the default
-    location is announced only once, ever, when it is created)."""
-    from urllib.parse import urlsplit
+    location is announced only once, ever, when it is created). On stdout: stderr is for
+    what went wrong."""
+    from zenml_bridge.redact import redact_url
 
-    from zenml_bridge.stores.metadata import describe_url
-
-    root = settings.artifact_root
-    parts = urlsplit(root)
-    if parts.username or parts.password:  # never print credentials of an fsspec URL
-        root = parts._replace(netloc=parts.hostname or "").geturl()
     print(
-        f"zenml-bridge: recording into {describe_url(settings.metadata_url)}, artifacts under "
-        f"{root}",
-        file=sys.stderr,
+        f"zenml-bridge: recording into {redact_url(settings.metadata_url)}, artifacts under "
+        f"{redact_url(settings.artifact_root)}",
+        flush=True,
     )
 
 
