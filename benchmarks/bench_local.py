@@ -263,6 +263,29 @@ def in_process(workload: str, rows: int, warm: int, folder: str) -> dict[str, fl
     }
 
 
+def topo_ms(k: int, repeat: int = 5) -> float:
+    """Median ms of ``ir.topological_order`` on a k-step chain (given in order)."""
+    from zenml_bridge import ir
+
+    steps = [
+        ir.Step(
+            name=f"s{i}",
+            source=f"m:s{i}",
+            source_file="m.py",
+            source_line=1,
+            code_hash="0" * 64,
+            after=(f"s{i - 1}",) if i else (),
+        )
+        for i in range(k)
+    ]
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        ir.topological_order(steps)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="W3 rows")
@@ -330,6 +353,9 @@ def main() -> None:
             f"{ip['first_s']:>8.4f} {ip['warm_s']:>8.4f} {ip['base_s']:>8.4f} "
             f"{ip['per_step_ms']:>8.3f} {rss} {ip['rss_mib']:>7.1f}"
         )
+    sizes = (10, 100, 1000)
+    topo = ", ".join(f"{k}: {topo_ms(k, 1 if k >= 1000 else 5):.2f} ms" for k in sizes)
+    print(f"ir.topological_order on a chain of {topo}")
     print(
         "process: a fresh interpreter on a ready store (as after `zenml-bridge init`), median "
         "wall and cpu (user+system); fresh: the same on a new, empty store (schema creation "
