@@ -113,7 +113,7 @@ def run(df: Any, repeat: int, title: str) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench_materializers_"))
     try:
         print(f"\n{title}")
-        print(f"{'format':40} {'write ms':>9} {'read ms':>8} {'total':>8} {'x floor':>8} {'MB':>7}")
+        print(f"{'format':44} {'write ms':>9} {'read ms':>8} {'total':>8} {'x floor':>8} {'MB':>7}")
         floor = None
         for name, (write, read, path) in cases(df, tmp).items():
             write()  # first call: imports and page cache out of the measurement
@@ -128,7 +128,7 @@ def run(df: Any, repeat: int, title: str) -> None:
             w, r = median_ms(write, repeat), median_ms(read, repeat)
             floor = floor or (w + r)
             print(
-                f"{name:40} {w:9.1f} {r:8.1f} {w + r:8.1f} {(w + r) / floor:8.2f} "
+                f"{name:44} {w:9.1f} {r:8.1f} {w + r:8.1f} {(w + r) / floor:8.2f} "
                 f"{size_mb(path):7.1f}{note}"
             )
     finally:
