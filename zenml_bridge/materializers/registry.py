@@ -2,7 +2,10 @@
 
 Three sources, all lazy: the built-ins below (``"module:Class"`` strings, imported on first
 use), third-party classes in the ``zenml_bridge.materializers`` entry-point group (entry name =
-materializer name), and classes passed to :func:`register` in this process. Selection walks
+materializer name; never a built-in's name), and classes passed to :func:`register` in this
+process. The installed distributions are scanned for entry points once per process, and only
+when needed: to select a materializer for a value, or to find a name that is neither registered
+nor built-in (a cache hit or a load of a built-in's artifact never scans). Selection walks
 ``type(value).__mro__``; for each class the candidates are tried in the order register() (last
 registered first), entry points, built-ins, and the first one that accepts the value wins.
 
@@ -78,6 +81,8 @@ BUILTINS: tuple[_Entry, ...] = tuple(
         ("builtins.pickle", ("builtins.object",), f"{_M}.pickles:PickleMaterializer"),
     )
 )
+
+_BUILTIN_NAMES: dict[str, _Entry] = {entry.name: entry for entry in BUILTINS}
 
 _lock = threading.RLock()
 _registered: list[_Entry] = []  # newest last
@@ -222,6 +227,13 @@ def _plugins() -> list[_Entry]:
             _entry_points = found
             entries = []
             for ep_name in sorted(found):
+                if ep_name in _BUILTIN_NAMES:
+                    raise BridgeError(
+                        f"The materializer entry point '{ep_name} = {found[ep_name].value}' "
+                        f"(group '{GROUP}') takes the name of a built-in materializer. Give "
+                        "it a name of its own (e.g. 'mylib.frame'): built-in names always "
+                        "mean the built-in, so stored artifacts load the same everywhere."
+                    )
                 cls = _load_entry_point(found[ep_name])
                 dist = getattr(getattr(found[ep_name], "dist", None), "name", "?")
                 entries.append(
@@ -318,6 +330,15 @@ def _candidates(cls: type) -> tuple[_Entry, ...]:
 
 
 def _entry_named(name: str) -> _Entry:
+    # register() wins; a built-in name needs no entry-point scan (no plugin may take one, see
+    # _plugins), so a cache hit or a load of a built-in's artifact never scans distributions.
+    with _lock:
+        for entry in reversed(_registered):
+            if entry.name == name:
+                return entry
+    builtin = _BUILTIN_NAMES.get(name)
+    if builtin is not None:
+        return builtin
     entries = _all_entries()
     for entry in entries:
         if entry.name == name:

@@ -8,6 +8,7 @@ uses on Airflow and Kubeflow.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import os
 import secrets
@@ -424,7 +425,16 @@ def _run_parallel(
     results: dict[str, StepResult],
     live: _Live,
 ) -> None:
-    pending = {step.name: step for step in ir.topological_order(pipeline_ir.steps)}
+    order = ir.topological_order(pipeline_ir.steps)
+    position = {step.name: i for i, step in enumerate(order)}
+    # Counts of upstream steps not yet finished, and who waits on whom: finding the steps that
+    # became ready costs their edges, not a scan of every pending step (quadratic on a chain).
+    waiting = {step.name: len(step.upstream) for step in order}
+    downstream: dict[str, list[ir.Step]] = {}
+    for step in order:
+        for name in step.upstream:
+            downstream.setdefault(name, []).append(step)
+    ready = [step for step in order if not waiting[step.name]]  # in topological order
     upstream: dict[str, Mapping[str, Any]] = {}
     running: dict[Future[StepResult], str] = {}
     has_env: dict[Future[StepResult], bool] = {}
@@ -432,9 +442,10 @@ def _run_parallel(
     pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="zenml-bridge")
     finished = False
     try:
-        while pending or running:
+        while ready or running:
             if not failed and not live.cancelled:
-                for name, step in list(pending.items()):
+                submitted = []
+                for step in ready:
                     if len(running) >= parallel:
                         break
                     # os.environ is process-wide: a step with env runs alone.
@@ -442,23 +453,25 @@ def _run_parallel(
                         break
                     if running and step.env:
                         continue
-                    if all(u in upstream for u in step.upstream):
-                        del pending[name]
-                        future = pool.submit(
-                            _attempts,
-                            stack,
-                            pipeline_ir,
-                            step,
-                            run_id,
-                            run_parameters,
-                            dict(upstream),
-                            cache,
-                            progress,
-                            run_info,
-                            live,
-                        )
-                        running[future] = name
-                        has_env[future] = bool(step.env)
+                    submitted.append(step)
+                    future = pool.submit(
+                        _attempts,
+                        stack,
+                        pipeline_ir,
+                        step,
+                        run_id,
+                        run_parameters,
+                        {name: upstream[name] for name in step.upstream},
+                        cache,
+                        progress,
+                        run_info,
+                        live,
+                    )
+                    running[future] = step.name
+                    has_env[future] = bool(step.env)
+                if submitted:
+                    taken = {id(step) for step in submitted}
+                    ready = [step for step in ready if id(step) not in taken]
             if not running:
                 break
             done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -471,6 +484,10 @@ def _run_parallel(
                     failed = True
                 else:
                     upstream[name] = result.outputs
+                    for down in downstream.get(name, ()):
+                        waiting[down.name] -= 1
+                        if not waiting[down.name]:
+                            bisect.insort(ready, down, key=lambda s: position[s.name])
         finished = True
     finally:
         # Interrupted (a signal): do not wait for steps still running in threads.

@@ -9,8 +9,10 @@ declared types, the content hashes and materializers of its inputs, its output n
 salt, its environment variables and, with ``cache_env``, the versions of the libraries it
 imports. A hit is used only when every recorded output materializer still has the same version
 and every cached artifact is intact (``runtime.integrity.verify_hit``); it keeps the metrics and
-metadata of the run that produced it. A step that executes is first checked against the IR's
-code hash. A fresh execution replaces the cache entry.
+metadata of the run that produced it. A hit never imports the step's module (only when a recorded
+materializer is unknown, or of another version, without it: the module may register it). A step
+that executes is first checked against the IR's code hash. A fresh execution replaces the cache
+entry.
 
 A step's ``env`` is set in ``os.environ`` while its function runs and restored afterwards. The
 environment is process-wide, so the local runner never runs a step with ``env`` at the same time
@@ -256,19 +258,20 @@ def run_step(
                 ) from None
     key = cache_key(step, parameters, inputs)
     consumed = [(info["id"], name) for name, info in inputs.items()]
-    try:
-        # Importing the step's module first also runs the materializer registrations it makes.
-        call = load_callable(step.source)
-    except (Exception, SystemExit) as exc:
-        # SystemExit too: a module calling sys.exit() on import must not pass for success.
-        text = str(exc) if isinstance(exc, BridgeError) else user_traceback(exc)
-        return _record_failure(
-            store, step, run_id, key, consumed, parameters, attempt, started, clock, exc, text,
-            will_retry=will_retry,
-        )  # fmt: skip
     registry = _materializers()
+    call: Callable[[Mapping[str, Any]], Any] | None = None
     if cache and step.cache:
+        # A hit never imports the step's module (nor what it imports): checking the recorded
+        # materializers and the artifacts needs metadata only. The code check guards execution.
         hit, produced = _split_cache_entry(store.lookup_cache(key))
+        if hit is not None and not _materializers_match(registry, hit):
+            # The step's module may register the materializer (or its version) at import:
+            # import it, then check again, so that such a hit is not a wrong miss.
+            imported = _import_step(store, step, run_id, key, consumed, parameters, attempt,
+                                    started, clock, will_retry)  # fmt: skip
+            if isinstance(imported, StepResult):
+                return imported
+            call = imported
         if hit is not None and _still_valid(registry, hit, stack, step):
             store.record_step(
                 run_id=run_id,
@@ -293,6 +296,12 @@ def run_step(
                 attempt=attempt,
             )
             return _tracked(stack, run_info, step, parameters, result, None, run_id, started)
+    if call is None:
+        imported = _import_step(store, step, run_id, key, consumed, parameters, attempt, started,
+                                clock, will_retry)  # fmt: skip
+        if isinstance(imported, StepResult):
+            return imported
+        call = imported
     context = StepContext(run_id, step.name, pipeline.name, parameters)
     outputs: dict[str, OutputInfo] = {}
     new_artifacts: list[dict[str, Any]] = []
@@ -470,6 +479,39 @@ def _split_cache_entry(
         return entry, {}  # type: ignore[return-value]  # a fresh dict from the store
     outputs = {name: info for name, info in entry.items() if name != PRODUCED}
     return outputs, entry[PRODUCED]
+
+
+def _import_step(
+    store: Any,
+    step: ir.Step,
+    run_id: str,
+    key: str,
+    consumed: list[tuple[str, str]],
+    parameters: Mapping[str, Any],
+    attempt: int,
+    started: float,
+    clock: float,
+    will_retry: bool,
+) -> Callable[[Mapping[str, Any]], Any] | StepResult:
+    """The step's caller (importing its module runs the materializer registrations it makes),
+    or the recorded failure when the module cannot be imported."""
+    try:
+        return load_callable(step.source)
+    except (Exception, SystemExit) as exc:
+        # SystemExit too: a module calling sys.exit() on import must not pass for success.
+        text = str(exc) if isinstance(exc, BridgeError) else user_traceback(exc)
+        return _record_failure(
+            store, step, run_id, key, consumed, parameters, attempt, started, clock, exc, text,
+            will_retry=will_retry,
+        )  # fmt: skip
+
+
+def _materializers_match(registry: Any, hit: Mapping[str, OutputInfo]) -> bool:
+    """Every recorded output materializer is known here with the recorded version."""
+    try:
+        return all(registry.version_of(o["materializer"]) == o["version"] for o in hit.values())
+    except BridgeError:
+        return False
 
 
 def _still_valid(registry: Any, hit: Mapping[str, OutputInfo], stack: Stack, step: ir.Step) -> bool:
