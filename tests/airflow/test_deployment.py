@@ -99,6 +99,9 @@ def _local_outputs(project: Project, tmp: Path, parameters: dict[str, Any]) -> d
         metadata_url=f"sqlite:///{tmp / 'local.db'}", artifact_root=str(tmp / "local"), home=tmp
     )
     source = f"{project.root / 'deploy_flows.py'}:diamond"
+    # An earlier site's copy of the module may be imported in this process under the same name:
+    # the worker's code check would (rightly) refuse it, so import this project's file.
+    sys.modules.pop("deploy_flows", None)
     run = run_pipeline(load_pipeline(source), parameters, settings=settings)
     assert run.status == "completed"
     return _outputs(run)
