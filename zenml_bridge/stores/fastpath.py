@@ -68,7 +68,7 @@ def tune_sqlite(dbapi_connection: Any) -> None:
     cursor.close()
 
 
-def _sqlite_file(url: str) -> str | None:
+def sqlite_file(url: str) -> str | None:
     """The database file of a plain ``sqlite:///path`` URL, else None."""
     if not url.startswith("sqlite:///") or "?" in url:
         return None
@@ -88,7 +88,7 @@ def open_compiled_sqlite(url: str, prefix: str, key: str) -> CompiledStatements 
     None when the store is new, older, or unreadable: the caller then opens it through
     SQLAlchemy (which migrates it, reports errors properly and saves the statements).
     """
-    path = _sqlite_file(url)
+    path = sqlite_file(url)
     if path is None or not os.path.isfile(path):
         return None
     try:
@@ -159,7 +159,7 @@ class CompiledStatements:
             sql[name] = (compiled.string, order)
 
         sqlite = engine.dialect.name == "sqlite"
-        path = _sqlite_file(str(engine.url)) if sqlite else None
+        path = sqlite_file(str(engine.url)) if sqlite else None
 
         def connect() -> tuple[Any, Any]:
             if path is not None:

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from zenml_bridge.errors import BridgeError, did_you_mean
-from zenml_bridge.stores.fastpath import CompiledStatements, open_compiled_sqlite
+from zenml_bridge.stores.fastpath import CompiledStatements, open_compiled_sqlite, sqlite_file
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -978,10 +978,8 @@ def check_writable(url: str) -> None:
     Raises:
         BridgeError: naming the file, what still works and how to fix it.
     """
-    if not url.startswith("sqlite:///") or "?" in url:
-        return
-    path = url[len("sqlite:///") :]
-    if not path or path == ":memory:" or path.startswith("file:") or not os.path.isfile(path):
+    path = sqlite_file(url)
+    if path is None or not os.path.isfile(path):
         return
     if os.access(path, os.W_OK) and os.access(os.path.dirname(os.path.abspath(path)), os.W_OK):
         return
