@@ -256,4 +256,5 @@ def test_kfp_caching_flag(tmp_path: Path) -> None:
         assert {t["cachingOptions"]["enableCache"] for t in tasks.values()} <= expected
         assert {t["cachingOptions"]["enableCache"] for t in tasks.values()} == {value == "on"}
     bad = _cli(tmp_path, root, "--image", "ghcr.io/x/zb:1", "--out", str(out), "--kfp-caching", "x")
-    assert bad.returncode == 2 and "invalid choice: 'x'" in bad.stderr
+    assert bad.returncode == 2 and "-o kfp_caching=x: not one of off, on." in bad.stderr
+    assert "Traceback" not in bad.stderr

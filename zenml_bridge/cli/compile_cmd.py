@@ -31,16 +31,14 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--image", help="container image of the steps (kubernetes/docker/kubeflow)")
     parser.add_argument(
-        "--operator",
-        default="bash",
-        choices=("bash", "kubernetes", "docker"),
-        help="Airflow operator profile (default: bash)",
-    )
-    parser.add_argument(
-        "--executor",
-        default="container",
-        choices=("container", "lightweight"),
-        help="Kubeflow executor flavour (default: container; lightweight runs in kfp.local)",
+        "-o",
+        "--option",
+        dest="target_options",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an option of the chosen target, validated by its compiler (airflow: operator, "
+        "python, dag_id_prefix, force; kubeflow: executor, kfp_caching). Repeatable.",
     )
     parser.add_argument(
         "--no-code-archive",
@@ -48,39 +46,28 @@ def register(subparsers: Any) -> None:
         action="store_false",
         help="do not ship the project's source to workers (their image already has it)",
     )
-    parser.add_argument(
-        "--python",
-        dest="worker_python",
-        metavar="PATH",
-        help="Airflow: the Python that runs steps on workers (default: $ZENML_BRIDGE_PYTHON "
-        "on the worker, else the Python that runs the Airflow worker)",
-    )
-    parser.add_argument(
-        "--kfp-caching",
-        default="off",
-        choices=("on", "off"),
-        help="Kubeflow: KFP's own task cache (default: off; our cache serves unchanged steps)",
-    )
-    add_airflow_options(parser)
+    add_alias_flags(parser)
     parser.set_defaults(handler=_compile)
 
 
 def _compile(args: argparse.Namespace) -> int:
     from zenml_bridge.cli.source import load_pipeline
     from zenml_bridge.compilers import get_compiler
-    from zenml_bridge.compilers.base import CompileOptions
+    from zenml_bridge.compilers.base import CompileOptions, apply_target_options
 
     compiler = get_compiler(args.target)
+    target_values = target_option_values(args, compiler)
     pipeline = load_pipeline(args.src).to_ir()
-    options = CompileOptions(
-        out=args.out,
-        parameters=parse_parameters(args.params),
-        strict=args.strict,
-        image=args.image,
-        operator=args.operator,
-        executor=args.executor,
-        code_archive=args.code_archive,
-        extra={"python": args.worker_python} if args.worker_python else {},
+    options = apply_target_options(
+        CompileOptions(
+            out=args.out,
+            parameters=parse_parameters(args.params),
+            strict=args.strict,
+            image=args.image,
+            code_archive=args.code_archive,
+        ),
+        compiler.target_options,
+        target_values,
     )
     if args.target == "kubeflow":
         options = _kubeflow_extra(options, args)
@@ -150,22 +137,60 @@ def _kubeflow_extra(options: Any, args: argparse.Namespace) -> Any:
     from zenml_bridge.config import load_settings
 
     root = load_settings().artifact_root
-    extra = {**options.extra, "kfp_caching": args.kfp_caching, "worker_artifact_root": root}
+    extra = {**options.extra, "worker_artifact_root": root}
     return dataclasses.replace(options, extra=extra)
 
 
-def add_airflow_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--dag-id-prefix",
-        default="",
-        metavar="PREFIX",
-        help="Airflow: put PREFIX before the pipeline name in the dag_id (and the file name)",
-    )
-    parser.add_argument(
-        "--force",
-        action="store_true",
-        help="Airflow: replace a DAG of the same dag_id that another source wrote",
-    )
+#: Flags kept from before ``-o``: each is one compiler's declared option (its ``flag``), and
+#: only that target accepts it. ``tests/unit/test_target_options.py`` checks the two agree.
+ALIAS_FLAGS: tuple[tuple[str, str, bool], ...] = (
+    # (flag, target, takes no value)
+    ("--operator", "airflow", False),
+    ("--python", "airflow", False),
+    ("--dag-id-prefix", "airflow", False),
+    ("--force", "airflow", True),
+    ("--executor", "kubeflow", False),
+    ("--kfp-caching", "kubeflow", False),
+)
+
+
+def add_alias_flags(parser: argparse.ArgumentParser) -> None:
+    for flag, target, is_switch in ALIAS_FLAGS:
+        name = flag[2:].replace("-", "_")
+        dest = f"alias_{name}"
+        text = f"{target}: same as -o {name}=..." if not is_switch else f"{target}: -o {name}=true"
+        if is_switch:
+            parser.add_argument(flag, dest=dest, action="store_const", const=True, help=text)
+        else:
+            parser.add_argument(flag, dest=dest, metavar="VALUE", help=text)
+
+
+def target_option_values(args: argparse.Namespace, compiler: Any) -> dict[str, Any]:
+    """``-o`` and alias flags, checked by the target's compiler (all problems at once)."""
+    from zenml_bridge.compilers.base import parse_target_options
+    from zenml_bridge.errors import BridgeError
+
+    given: dict[str, Any] = {}
+    for item in args.target_options:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise BridgeError(
+                f"Target option {item!r} is not NAME=VALUE. Write it as -o operator=kubernetes."
+            )
+        given[name.strip()] = value
+    declared = {option.flag: option for option in compiler.target_options if option.flag}
+    for flag, target, _ in ALIAS_FLAGS:
+        value = getattr(args, f"alias_{flag[2:].replace('-', '_')}", None)
+        if value is None:
+            continue
+        option = declared.get(flag)
+        if option is None:
+            raise BridgeError(
+                f"{flag} is an option of target {target}, not {args.target}. Drop it, or "
+                f"compile with --target {target}."
+            )
+        given[option.name] = value
+    return parse_target_options(args.target, compiler.target_options, given)
 
 
 def _airflow_options(args: argparse.Namespace, options: Any) -> Any:
@@ -180,8 +205,6 @@ def _airflow_options(args: argparse.Namespace, options: Any) -> Any:
     from zenml_bridge.stores.artifacts import is_local_url, local_path
 
     extra = dict(options.extra)
-    extra["dag_id_prefix"] = args.dag_id_prefix
-    extra["force"] = args.force
     definition = load_pipeline(args.src)
     try:
         source_file = inspect.getsourcefile(definition.func) or args.src

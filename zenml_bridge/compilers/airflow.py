@@ -41,6 +41,7 @@ from zenml_bridge.compilers.base import (
     Compiler,
     CompileResult,
     Problem,
+    TargetOption,
     parse_quantity,
     quantity_problem,
     write_atomic,
@@ -73,6 +74,27 @@ class AirflowCompiler(Compiler):
         "kubernetes": frozenset({"image", "cpu", "memory", "gpu"}),
         "docker": frozenset({"image", "cpu", "memory", "gpu"}),
     }
+    target_options = (
+        TargetOption(
+            name="operator", flag="--operator", field="operator", default="bash",
+            choices=("bash", "kubernetes", "docker"),
+            help="operator profile: bash runs steps in the Airflow worker's environment, "
+            "kubernetes/docker in --image",
+        ),
+        TargetOption(
+            name="python", flag="--python",
+            help="the Python that runs steps on workers (default: $ZENML_BRIDGE_PYTHON on the "
+            "worker, else the Python that runs the Airflow worker)",
+        ),
+        TargetOption(
+            name="dag_id_prefix", flag="--dag-id-prefix", default="",
+            help="put this before the pipeline name in the dag_id (and the file name)",
+        ),
+        TargetOption(
+            name="force", flag="--force", kind="bool", default=False,
+            help="replace a DAG of the same dag_id that another source wrote",
+        ),
+    )  # fmt: skip
 
     # -- checks ------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ import dataclasses
 import os
 import re
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -41,6 +41,89 @@ class CompileOptions:
     metadata_url: str | None = None
     artifact_root: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TargetOption:
+    """An option only one target understands, given as ``-o NAME=VALUE`` (or its alias flag).
+
+    A compiler lists its options in :attr:`Compiler.target_options`; the ``compile`` command
+    hands every ``-o`` to the chosen compiler, which refuses names and values it does not know.
+    """
+
+    name: str
+    help: str
+    choices: tuple[str, ...] = ()
+    default: str | bool | None = None
+    #: ``bool`` options take true/false/yes/no/on/off/1/0; ``str`` options any text.
+    kind: Literal["str", "bool"] = "str"
+    #: The long flag that sets the same option (kept for scripts written before ``-o``).
+    flag: str | None = None
+    #: A :class:`CompileOptions` field the value goes to; otherwise ``extra[name]``.
+    field: str | None = None
+
+
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
+
+
+def parse_target_options(
+    target: str, declared: Sequence[TargetOption], given: Mapping[str, object]
+) -> dict[str, object]:
+    """The target's options with defaults filled in; every unknown name or bad value at once.
+
+    ``given`` maps an option name (``dag-id-prefix`` and ``dag_id_prefix`` are the same) to the
+    text from ``-o`` or to an alias flag's value.
+    """
+    by_name = {option.name: option for option in declared}
+    problems: list[str] = []
+    values: dict[str, object] = {o.name: o.default for o in declared}
+    for raw_name, raw_value in given.items():
+        name = raw_name.strip().replace("-", "_")
+        option = by_name.get(name)
+        if option is None:
+            known = ", ".join(sorted(by_name)) or "none"
+            problems.append(
+                f"{raw_name!r} is not an option of target {target}."
+                f"{ir.did_you_mean(name, by_name)} Its options: {known}."
+            )
+            continue
+        value: object = raw_value
+        if option.kind == "bool" and not isinstance(raw_value, bool):
+            text = str(raw_value).strip().lower()
+            if text not in _TRUE + _FALSE:
+                problems.append(f"-o {name}={raw_value}: use true or false.")
+                continue
+            value = text in _TRUE
+        elif option.choices and str(raw_value) not in option.choices:
+            hint = ir.did_you_mean(str(raw_value), option.choices)
+            problems.append(
+                f"-o {name}={raw_value}: not one of {', '.join(option.choices)}.{hint}"
+            )
+            continue
+        values[name] = value
+    if problems:
+        raise ir.BridgeError(
+            f"Target options of {target}: " + " ".join(problems)
+            + " See `zenml-bridge compile --help` and docs/"
+            + f"{target}.md (\"Target options\")."
+        )
+    return values
+
+
+def apply_target_options(
+    options: CompileOptions, declared: Sequence[TargetOption], values: Mapping[str, object]
+) -> CompileOptions:
+    """``options`` with each value in its :class:`CompileOptions` field or in ``extra``."""
+    changes: dict[str, Any] = {}
+    extra = dict(options.extra)
+    for option in declared:
+        value = values.get(option.name, option.default)
+        if option.field:
+            changes[option.field] = value
+        elif value is not None:
+            extra[option.name] = value
+    return dataclasses.replace(options, extra=extra, **changes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +201,8 @@ class Compiler:
     SUPPORTS_RETRIES: ClassVar[bool] = False
     SUPPORTS_TIMEOUT: ClassVar[bool] = False
     passes: ClassVar[tuple[Pass, ...]] = (apply_parameter_defaults,)
+    #: Options only this target understands (``-o NAME=VALUE``); see :class:`TargetOption`.
+    target_options: ClassVar[tuple[TargetOption, ...]] = ()
 
     def check(self, pipeline: ir.Pipeline, options: CompileOptions) -> list[Problem]:
         """Problems the target has with the pipeline; the default checks capability flags."""

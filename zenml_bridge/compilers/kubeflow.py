@@ -27,6 +27,7 @@ from zenml_bridge.compilers.base import (
     Compiler,
     CompileResult,
     Problem,
+    TargetOption,
     quantity_problem,
     write_atomic,
 )
@@ -90,6 +91,17 @@ class KubeflowCompiler(Compiler):
     SUPPORTS_SCHEDULE = False
     SUPPORTS_RESOURCES = SUPPORTS_RETRIES = SUPPORTS_TIMEOUT = True
     EXECUTORS: ClassVar[tuple[str, ...]] = ("container", "lightweight")
+    target_options = (
+        TargetOption(
+            name="executor", flag="--executor", field="executor", default="container",
+            choices=EXECUTORS,
+            help="container (default; needs --image) or lightweight (for kfp.local)",
+        ),
+        TargetOption(
+            name="kfp_caching", flag="--kfp-caching", default="off", choices=KFP_CACHING,
+            help="KFP's own task cache (default off: our cache serves unchanged steps)",
+        ),
+    )  # fmt: skip
 
     # -- problems ---------------------------------------------------------------------------
 
