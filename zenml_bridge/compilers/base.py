@@ -97,16 +97,15 @@ def parse_target_options(
             value = text in _TRUE
         elif option.choices and str(raw_value) not in option.choices:
             hint = ir.did_you_mean(str(raw_value), option.choices)
-            problems.append(
-                f"-o {name}={raw_value}: not one of {', '.join(option.choices)}.{hint}"
-            )
+            problems.append(f"-o {name}={raw_value}: not one of {', '.join(option.choices)}.{hint}")
             continue
         values[name] = value
     if problems:
         raise ir.BridgeError(
-            f"Target options of {target}: " + " ".join(problems)
+            f"Target options of {target}: "
+            + " ".join(problems)
             + " See `zenml-bridge compile --help` and docs/"
-            + f"{target}.md (\"Target options\")."
+            + f'{target}.md ("Target options").'
         )
     return values
 
