@@ -19,13 +19,18 @@ from zenml_bridge.errors import BridgeError
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from zenml_bridge.components import DataValidator, StackComponent
     from zenml_bridge.runtime.context import StepContext, get_step_context
+    from zenml_bridge.settings import StepSettings
 
 __all__ = [
     "BridgeError",
+    "DataValidator",
     "Pipeline",
+    "StackComponent",
     "Step",
     "StepContext",
+    "StepSettings",
     "__version__",
     "get_step_context",
     "parameter",
@@ -36,6 +41,9 @@ __all__ = [
 _LAZY = {
     "get_step_context": "zenml_bridge.runtime.context",
     "StepContext": "zenml_bridge.runtime.context",
+    "StackComponent": "zenml_bridge.components",
+    "DataValidator": "zenml_bridge.components",
+    "StepSettings": "zenml_bridge.settings",
 }
 
 
