@@ -111,7 +111,9 @@ def _env(extra: dict[str, str]) -> dict[str, str]:
     return {**os.environ, **extra}
 
 
-def test_entrypoint_exits_99_and_records_the_stop(stores_env: dict[str, str], tmp_path: Path) -> None:
+def test_entrypoint_exits_99_and_records_the_stop(
+    stores_env: dict[str, str], tmp_path: Path
+) -> None:
     pipeline_ir = pipes.gated.to_ir()
     path = tmp_path / "gated.json"
     path.write_text(ir.dumps(pipeline_ir))
