@@ -14,7 +14,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from zenml_bridge.dsl import Pipeline, Step, parameter, pipeline, step
-from zenml_bridge.errors import BridgeError
+from zenml_bridge.errors import BridgeError, StopPipeline
+from zenml_bridge.gates import HTML
+from zenml_bridge.gates import MaterializerChoice as Materializer
 
 __version__ = "0.1.0"
 
@@ -24,13 +26,16 @@ if TYPE_CHECKING:
     from zenml_bridge.settings import StepSettings
 
 __all__ = [
+    "HTML",
     "BridgeError",
     "DataValidator",
+    "Materializer",
     "Pipeline",
     "StackComponent",
     "Step",
     "StepContext",
     "StepSettings",
+    "StopPipeline",
     "__version__",
     "get_step_context",
     "parameter",
