@@ -36,22 +36,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+from zenml_bridge.components import StackComponent
 from zenml_bridge.errors import BridgeError
-
-try:  # the component base of the stack surface (branch `stack`)
-    from zenml_bridge.components import StackComponent
-except ImportError:  # pragma: no cover - until the stack branch is merged
-
-    class StackComponent:  # type: ignore[no-redef]
-        """Minimal stand-in for :class:`zenml_bridge.components.StackComponent`."""
-
-        kind: ClassVar[str] = ""
-        flavor: ClassVar[str] = ""
-        local_only: ClassVar[bool] = False
-
-        def __init__(self, **config: Any) -> None:
-            self.config = dict(config)
-
 
 __all__ = [
     "STATUSES",
@@ -346,11 +332,28 @@ def deployments_dir() -> Path:
     return home / "deployments"
 
 
+def _step_store() -> Any:
+    """The metadata store of the step running in this thread, if any."""
+    from zenml_bridge.runtime.context import _CURRENT
+
+    context = _CURRENT.get()
+    stack = getattr(context, "_stack", None) if context is not None else None
+    return getattr(stack, "metadata", None)
+
+
+def current_run_id() -> str | None:
+    """The run id of the step running in this thread (None outside a step)."""
+    from zenml_bridge.runtime.context import _CURRENT
+
+    context = _CURRENT.get()
+    return context.run_id if context is not None else None
+
+
 def new_deployment_id() -> str:
     return f"d-{uuid.uuid4().hex[:8]}"
 
 
-class ModelDeployer(StackComponent):  # type: ignore[misc, unused-ignore]
+class ModelDeployer(StackComponent):
     """Base of model deployer flavors (kind ``model_deployer``).
 
     A flavor implements :meth:`deploy` (start the service, then :meth:`record` it); the base
@@ -391,6 +394,9 @@ class ModelDeployer(StackComponent):  # type: ignore[misc, unused-ignore]
 
     @property
     def store(self) -> Any:
+        """The metadata store: the one given, the running step's stack's, or the active stack's."""
+        if self._store is None:
+            self._store = _step_store()
         if self._store is None:
             from zenml_bridge.config import load_settings
             from zenml_bridge.stores.metadata import MetadataStore
