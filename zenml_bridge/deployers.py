@@ -332,6 +332,11 @@ def deployments_dir() -> Path:
     return home / "deployments"
 
 
+def _on_this_host(deployment: Deployment) -> bool:
+    host = deployment.handle.get("host")
+    return not host or host == socket.gethostname()
+
+
 def _step_store() -> Any:
     """The metadata store of the step running in this thread, if any."""
     from zenml_bridge.runtime.context import _CURRENT
@@ -486,8 +491,8 @@ class ModelDeployer(StackComponent):
 
     def is_alive(self, deployment: Deployment) -> bool:
         pgid = deployment.handle.get("pgid")
-        if pgid is None:
-            return True  # not a local process: this class cannot tell
+        if pgid is None or not _on_this_host(deployment):
+            return True  # not a process of this machine: this class cannot tell
         return group_alive(int(pgid), deployment.handle.get("start_ticks"))
 
     def stop_handle(self, deployment: Deployment) -> bool:
@@ -497,6 +502,12 @@ class ModelDeployer(StackComponent):
             raise BridgeError(
                 f"Deployment {deployment.id} ({deployment.flavor}) is not a local process; "
                 f"stop it with its flavor's tools (handle: {dict(deployment.handle)})."
+            )
+        if not _on_this_host(deployment):
+            raise BridgeError(
+                f"Deployment {deployment.id} runs on host '{deployment.handle.get('host')}', not "
+                f"on this one ('{socket.gethostname()}'). Run `zenml-bridge deployments stop "
+                f"{deployment.id}` there."
             )
         return stop_group(int(pgid), start_ticks=deployment.handle.get("start_ticks"))
 

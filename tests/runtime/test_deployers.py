@@ -228,3 +228,21 @@ def test_schema_3_store_gains_the_deployments_table(metadata_url: str) -> None:
         assert conn.execute(sa.select(version.c.version)).scalar() == SCHEMA_VERSION == 6
     assert DeploymentRecords(again).list() == []
     again.drop_tables()
+
+
+def test_deployment_of_another_host_is_not_touched(
+    stores_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A shared store (PostgreSQL) lists servers of other machines: never judged or signalled
+    by their process group id here (that id means another process on this machine)."""
+    store = MetadataStore(stores_env["ZENML_BRIDGE_METADATA_URL"])
+    deployer = HttpDeployer(store=store)
+    handle = {"pgid": os.getpid(), "host": "build-box-7", "log_path": "/srv/x.log"}
+    deployer.record(
+        deployment_id="d-elsewhere", name="iris", url="http://127.0.0.1:9", handle=handle
+    )
+    assert [d.status for d in deployer.list()] == ["running"]
+    assert main(["deployments", "stop", "d-elsewhere"]) == 2
+    assert "runs on host 'build-box-7', not on this one" in capsys.readouterr().err
+    assert main(["deployments", "logs", "d-elsewhere"]) == 2
+    assert "Logs live on the machine that started the server" in capsys.readouterr().err

@@ -49,3 +49,13 @@ def serve_iris(name: str = "iris", bar: float = 0.9) -> None:
 @pipeline
 def serve_dict() -> None:
     bento_build(weights(), name="weights")
+
+
+@step
+def scaler(factor: float = 3.0) -> dict[str, float]:
+    return {"factor": factor}
+
+
+@pipeline
+def serve_custom(service: str, factor: float = 3.0) -> None:
+    bentoml_deploy(bento_build(scaler(factor), service=service, name="scaler"))

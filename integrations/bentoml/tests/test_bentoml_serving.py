@@ -9,6 +9,7 @@ import re
 import socket
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -139,6 +140,52 @@ def test_model_the_default_service_cannot_serve(project: dict[str, str]) -> None
     assert "the default BentoML service serves scikit-learn estimators" in message
     assert "this model is a builtins.dict" in message
     assert "service='path/to/service.py:ClassName'" in message
+
+
+USER_SERVICE = """
+import bentoml
+
+
+@bentoml.service(workers=1)
+class Scaler:
+    bento_model = bentoml.models.BentoModel("scaler:latest")
+
+    def __init__(self) -> None:
+        self.weights = bentoml.picklable_model.load_model(self.bento_model)
+
+    @bentoml.api
+    def predict(self, data: list) -> list:
+        return [x * self.weights["factor"] for x in data]
+"""
+
+
+def test_users_service_serves_a_model_the_default_cannot(
+    project: dict[str, str], tmp_path: Path
+) -> None:
+    import bento_pipes
+
+    service = tmp_path / "scaler_service.py"
+    service.write_text(USER_SERVICE)
+    parameters = {"service": f"{service}:Scaler", "factor": 2.5}
+    run = run_pipeline(bento_pipes.serve_custom, parameters, config=config(project))
+    url = run.steps["bentoml_deploy"].outputs["url"].load()
+    assert post(url, {"data": [1, 2, 4]}) == [2.5, 5.0, 10.0]
+    deployer = BentoMLModelDeployer(home=project["BENTOML_TEST_HOME"])
+    (deployment,) = [d for d in deployer.list() if d.url == url]
+    assert deployment.artifact_id == run.steps["scaler"].outputs["output"].artifact_id
+    stopped = deployer.stop(deployment.id)
+    assert stopped.status == "stopped" and group_processes(deployment.handle["pgid"]) == []
+
+
+def test_service_argument_errors(project: dict[str, str], tmp_path: Path) -> None:
+    import bento_pipes
+
+    for service, problem in (
+        ("scaler_service.py", "give the service file and its class"),
+        (f"{tmp_path}/missing.py:Scaler", "is not a Python file"),
+    ):
+        with pytest.raises(BridgeError, match=re.escape(problem)):
+            run_pipeline(bento_pipes.serve_custom, {"service": service}, config=config(project))
 
 
 def test_gate_below_the_bar_skips_build_and_deploy(project: dict[str, str]) -> None:
