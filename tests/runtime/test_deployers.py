@@ -18,6 +18,9 @@ from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).parent.parent))
+from process_table import group_processes
+
 from zenml_bridge.cli.main import main
 from zenml_bridge.deployers import (
     DeploymentGoneError,
@@ -35,15 +38,6 @@ SERVER = [
     "-c",
     f"sleep 300 & exec {sys.executable} -m http.server {{port}} --bind 127.0.0.1",
 ]
-
-
-def group_processes(pgid: int) -> list[str]:
-    """Live (non-zombie) processes of a group, from the process table (ps)."""
-    out = subprocess.run(
-        ["ps", "-e", "-o", "pid=,pgid=,stat=,args="], capture_output=True, text=True, check=True
-    ).stdout
-    rows = [line.split(None, 3) for line in out.splitlines()]
-    return [" ".join(r) for r in rows if len(r) >= 3 and r[1] == str(pgid) and r[2][0] != "Z"]
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ folder (never ~/bentoml), and no server left behind (checked in the process tabl
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -16,15 +15,9 @@ import pytest
 os.environ["BENTOML_HOME"] = tempfile.mkdtemp(prefix="zb-bentoml-default-")
 os.environ["BENTOML_DO_NOT_TRACK"] = "True"
 sys.path.insert(0, str(Path(__file__).parent))
-
-
-def group_processes(pgid: int) -> list[str]:
-    """Live (non-zombie) processes of a process group, from ``ps``."""
-    out = subprocess.run(
-        ["ps", "-e", "-o", "pid=,pgid=,stat=,args="], capture_output=True, text=True, check=True
-    ).stdout
-    rows = [line.split(None, 3) for line in out.splitlines()]
-    return [" ".join(r) for r in rows if len(r) >= 3 and r[1] == str(pgid) and r[2][0] != "Z"]
+# The shared process-table check of the core tests (tests/process_table.py).
+sys.path.insert(0, str(Path(__file__).parents[3] / "tests"))
+from process_table import group_processes
 
 
 def stop_all(store_url: str) -> list[int]:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import group_processes
+from process_table import group_processes
 from zenml_bridge.cli.main import main
 from zenml_bridge.components import component_class
 from zenml_bridge.config import RunConfig
