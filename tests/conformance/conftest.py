@@ -2,7 +2,7 @@
 
 ``test_local.py`` runs in the ``runtime`` env, ``test_airflow.py`` in ``airflow3``/``airflow2``
 (skipped where Airflow is not installed), ``test_kubeflow.py`` in ``kubeflow`` (skipped without
-kfp). Each marks its backend: ``-m conformance_airflow`` etc.
+kfp). Each marks its backend (``-m conformance_airflow`` etc., markers in pyproject.toml).
 """
 
 from __future__ import annotations
@@ -13,9 +13,3 @@ from pathlib import Path
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
-
-def pytest_configure(config):  # type: ignore[no-untyped-def]
-    for backend in ("local", "airflow", "kubeflow"):
-        config.addinivalue_line(
-            "markers", f"conformance_{backend}: the conformance suite on the {backend} backend"
-        )

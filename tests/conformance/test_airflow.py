@@ -11,7 +11,7 @@ import pytest
 from behaviour import CASES, Case, check
 from runners import AirflowSite, reference
 
-pytestmark = [pytest.mark.conformance_airflow, pytest.mark.slow]
+pytestmark = [pytest.mark.conformance_airflow, pytest.mark.airflow, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from behaviour import CASES, Case, check
 from runners import reference, run_kubeflow
 
 pytest.importorskip("kfp.local", reason="kfp is not installed: run `tox -e kubeflow`")
-pytestmark = [pytest.mark.conformance_kubeflow, pytest.mark.slow]
+pytestmark = [pytest.mark.conformance_kubeflow, pytest.mark.kubeflow, pytest.mark.slow]
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
