@@ -205,3 +205,12 @@ def test_a_tampered_visualization_is_refused(stores_env: dict[str, str]) -> None
     page.write_bytes(b"<script>evil()</script>")
     with pytest.raises(BridgeError, match="is corrupted: its content sha256"):
         report.visualizations()
+
+
+def test_the_airflow_template_skips_on_the_stop_exit_code() -> None:
+    import zenml_bridge
+
+    template = Path(zenml_bridge.__file__).parent / "templates" / "airflow" / "dag.py.tmpl"
+    text = template.read_text(encoding="utf-8")
+    assert f"\nSTOP_EXIT_CODE = {STOP_EXIT_CODE}\n" in text
+    assert '"skip_on_exit_code": STOP_EXIT_CODE,' in text
