@@ -215,3 +215,23 @@ def test_stop_then_stop_again(served: dict[str, Any], capsys: pytest.CaptureFixt
     assert main(["deployments", "stop", deployment.id]) == 2
     err = capsys.readouterr().err
     assert "is not running: its status is 'stopped'" in err and "Traceback" not in err
+
+
+def test_compile_for_airflow_refuses_the_local_only_deployer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["init", "."]) == 0
+    config_file = tmp_path / ".zenml_bridge" / "config.yaml"
+    config_data = json.loads(config_file.read_text())  # init writes JSON, a subset of YAML
+    config_data["stacks"]["default"]["components"] = {"model_deployer": {"flavor": "bentoml"}}
+    config_file.write_text(json.dumps(config_data))
+    (tmp_path / "pipe.py").write_text(
+        "from zenml_bridge import pipeline, step\n\n\n@step\ndef one() -> int:\n    return 1\n\n\n"
+        "@pipeline\ndef p() -> None:\n    one()\n"
+    )
+    capsys.readouterr()
+    assert main(["compile", "pipe.py:p", "--target", "airflow", "--out", "dags"]) == 2
+    err = capsys.readouterr().err
+    assert "the model_deployer flavor 'bentoml' works only on this machine (local_only)" in err
+    assert not (tmp_path / "dags").exists() or not any((tmp_path / "dags").iterdir())
