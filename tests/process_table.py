@@ -15,3 +15,12 @@ def group_processes(pgid: int) -> list[str]:
     ).stdout
     rows = [line.split(None, 3) for line in out.splitlines()]
     return [" ".join(r) for r in rows if len(r) >= 3 and r[1] == str(pgid) and r[2][0] != "Z"]
+
+
+def live_pids(pids: list[int] | set[int]) -> list[int]:
+    """Those of ``pids`` that ``ps`` still shows as live (non-zombie) processes."""
+    out = subprocess.run(
+        ["ps", "-e", "-o", "pid=,stat="], capture_output=True, text=True, check=True
+    ).stdout
+    live = {int(p) for p, stat in (line.split() for line in out.splitlines()) if stat[0] != "Z"}
+    return sorted(set(pids) & live)
