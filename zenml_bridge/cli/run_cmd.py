@@ -27,6 +27,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--parallel", type=int, default=None, metavar="N", help="steps at once")
     parser.add_argument("--run-id", help="the run's id (default: generated)")
     parser.add_argument("--stack", help="a stack of the project config (default: active one)")
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="treat warnings (e.g. a settings block no integration declares) as errors",
+    )
     parser.set_defaults(handler=_run)
 
 
@@ -72,6 +77,7 @@ def _run(args: argparse.Namespace) -> int:
             settings=settings,
             progress=progress,
             raise_on_failure=False,
+            strict=args.strict,
         )
     except KeyboardInterrupt:
         # Ctrl-C: the run is recorded cancelled already. Exit now: the interpreter would
@@ -85,6 +91,13 @@ def _run(args: argparse.Namespace) -> int:
         counts[step.status] = counts.get(step.status, 0) + 1
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     print(f"Run {run.run_id} {run.status} in {elapsed:.2f}s ({summary}).")
+    if run.status == "stopped":
+        # Stopped on purpose by a gate step (StopPipeline): reported, not an error (exit 0).
+        from zenml_bridge.redact import redact_text
+
+        print(f"Stopped: {redact_text(run.reason or 'a step raised StopPipeline')}")
+        print(f"Show it: zenml-bridge runs show {run.run_id}")
+        return 0
     if run.status != "completed":
         for step in run.failed_steps:
             print(f"Step '{step.name}' failed. Details: zenml-bridge runs show {run.run_id}")
