@@ -27,6 +27,7 @@ COMMANDS = (
     "stack",
     "integration",
     "ir",
+    "dashboard",
 )
 
 
