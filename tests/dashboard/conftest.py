@@ -6,4 +6,4 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent / "stores"))
 
-from zb_services import postgres_url, stores_env  # noqa: F401
+from zb_services import mariadb_url, postgres_url  # noqa: F401

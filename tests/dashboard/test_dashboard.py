@@ -360,3 +360,28 @@ def test_postgresql_store(page: Page, postgres_url: str, tmp_path: Path) -> None
     finally:
         code = _stop(process)
     assert code == 0
+
+
+def test_mariadb_store_pages_and_read_only_session(mariadb_url: str, tmp_path: Path) -> None:
+    """MariaDB through the app itself (no browser): pages render, the session refuses writes."""
+    import sqlalchemy as sa
+
+    from zenml_bridge.dashboard.data import open_store
+    from zenml_bridge.dashboard.server import Dashboard
+
+    run_id = _run(_env(tmp_path, mariadb_url), tmp_path, "rows=2")
+    store = open_store(mariadb_url)
+    try:
+        with (
+            pytest.raises(sa.exc.DBAPIError, match="READ ONLY"),
+            store.engine.begin() as conn,
+        ):
+            conn.execute(sa.text("CREATE TEMPORARY TABLE zb_probe (x int)"))
+            conn.execute(sa.text("INSERT INTO zb_runs (run_id) VALUES ('x')"))
+        app = Dashboard(store)
+        listing = app.handle("/")
+        assert listing.status == 200 and run_id.encode() in listing.body
+        step = app.handle(f"/runs/{run_id}/steps/score")
+        assert step.status == 200 and b"summary" in step.body
+    finally:
+        store.engine.dispose()

@@ -45,10 +45,10 @@ def _serve(args: argparse.Namespace) -> int:
     store = open_store(settings.metadata_url)
     app = Dashboard(store)
     server = make_server(app, args.host, args.port)
-    host, port = server.server_address[:2]
-    shown = f"[{host}]" if ":" in str(host) else host
+    host, port = str(server.server_address[0]), int(server.server_address[1])
+    shown = f"[{host}]" if ":" in host else host
     print(f"zenml-bridge dashboard of {describe_url(settings.metadata_url)} (read-only)")
-    if not _is_loopback(str(host)):
+    if not _is_loopback(host):
         print(
             f"Warning: listening on {host}, reachable from other machines; the dashboard has "
             "no login. Use --host 127.0.0.1 to keep it on this machine.",

@@ -188,7 +188,7 @@ def ir_steps(store: MetadataStore, ir_sha256: str) -> list[dict[str, Any]]:
         steps = json.loads(text).get("steps", [])
     except (ValueError, AttributeError):
         return []
-    return [s for s in steps if isinstance(s, Mapping) and isinstance(s.get("name"), str)]
+    return [dict(s) for s in steps if isinstance(s, Mapping) and isinstance(s.get("name"), str)]
 
 
 def step_graph(

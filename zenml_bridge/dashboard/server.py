@@ -306,7 +306,7 @@ def _int(query: Mapping[str, list[str]], key: str, default: int) -> int:
 # -- HTTP -------------------------------------------------------------------------------------
 
 
-def make_handler(app: Dashboard) -> type[BaseHTTPRequestHandler]:
+def make_handler(app: Dashboard, *, log_requests: bool = True) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "zenml-bridge-dashboard"
         sys_version = ""
@@ -337,7 +337,8 @@ def make_handler(app: Dashboard) -> type[BaseHTTPRequestHandler]:
 
         def log_message(self, format: str, *args: Any) -> None:
             # One line per request on stderr, redacted (a path may carry a run id only).
-            super().log_message(format, *(redact_text(str(a)) for a in args))
+            if log_requests:
+                super().log_message(format, *(redact_text(str(a)) for a in args))
 
     return Handler
 
@@ -349,12 +350,14 @@ class DashboardServer(ThreadingHTTPServer):
     allow_reuse_address = True
 
 
-def make_server(app: Dashboard, host: str, port: int) -> DashboardServer:
+def make_server(
+    app: Dashboard, host: str, port: int, *, log_requests: bool = True
+) -> DashboardServer:
     """Bind ``host:port`` (0 = a free port). Raises BridgeError when the port is taken."""
     import errno
 
     try:
-        return DashboardServer((host, port), make_handler(app))
+        return DashboardServer((host, port), make_handler(app, log_requests=log_requests))
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise BridgeError(
