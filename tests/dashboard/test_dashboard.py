@@ -224,7 +224,7 @@ def test_clicking_a_step_in_the_graph_shows_its_artifacts_and_lineage(
     assert '"n": 3' in page.inner_text("#value")
 
 
-def test_report_visualization_opens_sandboxed(page: Page, served: Served) -> None:
+def test_report_visualization_opens_sandboxed(page: Page, served: Served, tmp_path: Path) -> None:
     page.goto(f"{served.url}runs/{served.runs[0]}/steps/report")
     link = page.locator("#artifacts a.vis", has_text="page.html")
     href = link.get_attribute("href")
@@ -238,6 +238,7 @@ def test_report_visualization_opens_sandboxed(page: Page, served: Served) -> Non
     page.click("#artifacts a.mono")
     frame = page.frame_locator(".visualization iframe")
     assert frame.locator("#headline").inner_text() == "Score report: 3 rows"
+    page.screenshot(path=str(_shots(tmp_path) / "dashboard-artifact.png"), full_page=True)
 
 
 def test_hostile_parameter_is_shown_as_text_never_run(page: Page, served: Served) -> None:
@@ -385,3 +386,24 @@ def test_mariadb_store_pages_and_read_only_session(mariadb_url: str, tmp_path: P
         assert step.status == 200 and b"summary" in step.body
     finally:
         store.engine.dispose()
+
+
+def test_empty_postgresql_store_is_a_message_not_a_migration(postgres_url: str) -> None:
+    import sqlalchemy as sa
+
+    from zenml_bridge.dashboard.data import open_store
+    from zenml_bridge.errors import BridgeError
+
+    with pytest.raises(BridgeError, match="has no zenml-bridge tables yet or an older schema"):
+        open_store(postgres_url)
+    from zenml_bridge.stores.connect import parse_url
+
+    engine = sa.create_engine(parse_url(postgres_url), poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            tables = conn.execute(
+                sa.text("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()")
+            ).scalar()
+    finally:
+        engine.dispose()
+    assert tables == 0
