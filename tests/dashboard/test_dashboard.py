@@ -194,6 +194,9 @@ def test_run_page_graph_has_one_node_per_step(page: Page, served: Served, tmp_pa
     cached = page.evaluate("window.zbGraph.nodes('.cached').length")
     assert cached == len(STEPS)
     assert page.locator("#steps td:text-is('hit')").count() == len(STEPS)
+    page.click("#steps a:text-is('score')")
+    reused = page.inner_text("#artifacts .reused")
+    assert f"reused from score of run {served.runs[0]}" in reused
     assert (shots / "dashboard-graph.png").read_bytes()[:4] == b"\x89PNG"
 
 

@@ -179,6 +179,20 @@ def step_inputs(store: MetadataStore, run_id: str, step: str) -> list[dict[str, 
         return [dict(r._mapping) for r in conn.execute(query)]
 
 
+def producers(store: MetadataStore, artifact_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """artifact id -> the run and step that wrote it (for outputs a cache hit reused)."""
+    import sqlalchemy as sa
+
+    if not artifact_ids:
+        return {}
+    arts = store.t.artifacts
+    query = sa.select(arts.c.artifact_id, arts.c.run_id, arts.c.step).where(
+        arts.c.artifact_id.in_(artifact_ids)
+    )
+    with store._read() as conn:
+        return {r.artifact_id: dict(r._mapping) for r in conn.execute(query)}
+
+
 def ir_steps(store: MetadataStore, ir_sha256: str) -> list[dict[str, Any]]:
     """The steps of a run's IR (empty when the IR is not in the store or unreadable)."""
     text = store.get_ir_json(ir_sha256)

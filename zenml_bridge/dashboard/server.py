@@ -193,14 +193,18 @@ class Dashboard:
             raise NotFound(
                 f"Run {run_id} has no step {name!r}; its steps: {', '.join(sorted(records))}."
             )
+        recorded = sorted(((record or {}).get("outputs") or {}).items())
+        made_by = data.producers(self.store, [str(i["id"]) for _, i in recorded if i.get("id")])
         outputs = []
-        for output, info in sorted(((record or {}).get("outputs") or {}).items()):
+        for output, info in recorded:
+            producer = made_by.get(str(info.get("id")))
             outputs.append(
                 {
                     "name": output,
                     "info": info,
                     "visualizations": data.visualizations(str(info.get("uri", ""))),
-                    "reused": info.get("id") and not _made_in(info, run_id),
+                    # A cache hit's outputs were written by an earlier run: link to it.
+                    "made_by": producer if producer and producer["run_id"] != run_id else None,
                 }
             )
         return self.render(
@@ -277,11 +281,6 @@ class Dashboard:
         if kind.startswith("text/") or kind.endswith("javascript"):
             kind += "; charset=utf-8"
         return Response(200, target.read_bytes(), kind, {"Cache-Control": "max-age=3600"})
-
-
-def _made_in(info: Mapping[str, Any], run_id: str) -> bool:
-    """Whether an output artifact was written by ``run_id`` (else a cache hit reused it)."""
-    return f"/{run_id}/" in str(info.get("uri", "")) or not info.get("uri")
 
 
 def _is_number(value: Any) -> bool:
