@@ -54,13 +54,14 @@ def _serve(args: argparse.Namespace) -> int:
             "no login. Use --host 127.0.0.1 to keep it on this machine.",
             file=sys.stderr,
         )
-    print(f"Serving on http://{shown}:{port}/  (Ctrl-C stops it)", flush=True)
 
     def stop(signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, stop)
     try:
+        # Printed inside the try: a Ctrl-C right after the URL appears is a clean stop too.
+        print(f"Serving on http://{shown}:{port}/  (Ctrl-C stops it)", flush=True)
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:
         pass
