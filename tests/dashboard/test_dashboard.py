@@ -284,6 +284,7 @@ def test_unknown_run_and_bad_queries_answer_with_a_message(served: Served) -> No
     status, body = _get(f"{served.url}runs/{prefix}xx")
     assert status == 404
     assert "did you mean" in body.lower() and served.runs[0] in body
+    assert "mode=ro" not in body  # the store as the user configured it
     status, body = _get(f"{served.url}?status=bogus")
     assert status == 400 and "choose one of running" in body
     status, body = _get(f"{served.url}static/..%2F..%2Fcli%2Fmain.py")

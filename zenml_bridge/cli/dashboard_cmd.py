@@ -43,7 +43,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     store = open_store(settings.metadata_url)
-    app = Dashboard(store)
+    app = Dashboard(store, url=settings.metadata_url)
     server = make_server(app, args.host, args.port)
     host, port = str(server.server_address[0]), int(server.server_address[1])
     shown = f"[{host}]" if ":" in host else host

@@ -92,6 +92,8 @@ def open_store(url: str) -> MetadataStore:
     ro_url = read_only_url(url)
     try:
         return MetadataStore(ro_url)
+    except BridgeError as exc:
+        raise BridgeError(user_text(str(exc), ro_url, url)) from None
     except sa.exc.DBAPIError as exc:
         reason = str(exc.orig or exc).strip().splitlines()[0]
         raise BridgeError(
@@ -100,6 +102,11 @@ def open_store(url: str) -> MetadataStore:
             "may upgrade it (`zenml-bridge runs list` with the same configuration), then start "
             "the dashboard again."
         ) from None
+
+
+def user_text(message: str, ro_url: str, url: str) -> str:
+    """A store's message with the URL the user configured, not its read-only form."""
+    return message.replace(describe_url(ro_url), describe_url(url))
 
 
 @dataclass(frozen=True)

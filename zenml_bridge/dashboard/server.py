@@ -92,8 +92,10 @@ def _pretty(value: Any) -> str:
 class Dashboard:
     """The app: ``handle(path_and_query) -> Response``, reading ``store`` under one lock."""
 
-    def __init__(self, store: Any, *, title: str = "zenml-bridge") -> None:
+    def __init__(self, store: Any, *, url: str | None = None, title: str = "zenml-bridge") -> None:
         self.store = store
+        #: The URL the user configured (messages show it, not the read-only form).
+        self.url = url or store.url
         self.title = title
         self.env = _templates()
         # One request reads the store at a time: the store's hot-path SQLite connection is
@@ -135,6 +137,7 @@ class Dashboard:
         return Response(http_status, page.encode("utf-8"))
 
     def error(self, status: int, message: str) -> Response:
+        message = data.user_text(message, self.store.url, self.url)
         return self.render("error.html", status, status_code=int(status), message=message)
 
     # -- pages ----------------------------------------------------------------------------------
@@ -180,7 +183,13 @@ class Dashboard:
         order = [node["id"] for node in graph["nodes"]]
         steps = [(name, records.get(name)) for name in order]
         return self.render(
-            "run.html", run=run, steps=steps, graph=graph, has_ir=bool(ir), scripts=["graph"]
+            "run.html",
+            run=run,
+            steps=steps,
+            graph=graph,
+            has_ir=bool(ir),
+            scripts=["graph"],
+            refresh=run["status"] == "running",  # reload every 5 s while it runs
         )
 
     def step(self, run_id: str, name: str, *, query: Mapping[str, list[str]]) -> Response:
@@ -354,6 +363,7 @@ def make_server(
 ) -> DashboardServer:
     """Bind ``host:port`` (0 = a free port). Raises BridgeError when the port is taken."""
     import errno
+    import socket
 
     try:
         return DashboardServer((host, port), make_handler(app, log_requests=log_requests))
@@ -363,7 +373,7 @@ def make_server(
                 f"Port {port} on {host} is already in use (another program, or another "
                 "dashboard). Choose another with --port N, or --port 0 for a free one."
             ) from None
-        if exc.errno == errno.EADDRNOTAVAIL or (isinstance(exc, OSError) and exc.errno == -2):
+        if exc.errno == errno.EADDRNOTAVAIL or isinstance(exc, socket.gaierror):
             raise BridgeError(
                 f"Cannot listen on {host}:{port} ({exc.strerror}): {host!r} is not an address "
                 "of this machine. Use --host 127.0.0.1 (the default)."
