@@ -60,7 +60,13 @@ def read_only_url(url: str) -> str:
                 "configuration. Run a pipeline first (`zenml-bridge run SRC`), or point "
                 "ZENML_BRIDGE_METADATA_URL at an existing store."
             )
-        return f"sqlite:///file:{quote(os.path.abspath(path))}?mode=ro&uri=true"
+        from zenml_bridge.cli.common import read_only_url as unwritable_url
+
+        # A file or folder this process cannot write gets the CLI's form (immutable=1 when
+        # there is no write-ahead log to read: SQLite could not create its -shm index there).
+        return (
+            unwritable_url(url) or f"sqlite:///file:{quote(os.path.abspath(path))}?mode=ro&uri=true"
+        )
     from zenml_bridge.stores.connect import parse_url
 
     parsed = parse_url(url)
