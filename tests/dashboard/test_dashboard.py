@@ -411,3 +411,13 @@ def test_empty_postgresql_store_is_a_message_not_a_migration(postgres_url: str) 
     finally:
         engine.dispose()
     assert tables == 0
+
+
+def test_without_jinja2_the_message_names_the_extra(
+    served: Served, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(sys.modules, "jinja2", None)  # as if not installed
+        mp.setenv("ZENML_BRIDGE_METADATA_URL", served.env["ZENML_BRIDGE_METADATA_URL"])
+        assert main(["dashboard", "--port", "0"]) == 2
+    assert "pip install 'zenml-bridge[dashboard]'" in capsys.readouterr().err
