@@ -212,6 +212,10 @@ def run_step_command(args: argparse.Namespace) -> int:
     will_retry = attempt <= step.retry.max_retries
     if run_row.get("status") == "failed":
         store.reopen_run(args.run_id)  # a new attempt after the run failed (retry, Clear)
+    elif run_row.get("status") == "stopped" and args.attempt and mine is not None:
+        # A new try of a step of a stopped run (an Airflow Clear of the gate or of the steps
+        # it skipped): the run is running again until its steps complete or it stops again.
+        store.update_run(args.run_id, status="running", ended_at=None, reason=None)
     elif run_row.get("status") == "completed" and args.new_attempt:
         # The run is re-run with a new IR: it is running again until its steps complete.
         store.update_run(args.run_id, status="running", ended_at=None, reason=None)
