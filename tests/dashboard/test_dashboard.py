@@ -421,3 +421,21 @@ def test_without_jinja2_the_message_names_the_extra(
         mp.setenv("ZENML_BRIDGE_METADATA_URL", served.env["ZENML_BRIDGE_METADATA_URL"])
         assert main(["dashboard", "--port", "0"]) == 2
     assert "pip install 'zenml-bridge[dashboard]'" in capsys.readouterr().err
+
+
+def test_visualizations_of_an_artifact_without_table_rows_come_from_its_folder(
+    served: Served,
+) -> None:
+    """Artifacts made before the visualizations table (schema 5) still show their reports."""
+    import sqlite3
+
+    status, body = _get(f"{served.url}runs/{served.runs[1]}/steps/report")
+    artifact_id = re.search(r'href="/artifacts/(\w+)/visualizations/page\.html"', body)
+    assert status == 200 and artifact_id, body
+    with sqlite3.connect(served.home / "metadata.db") as conn:  # the test writes, not the app
+        deleted = conn.execute(
+            "DELETE FROM zb_visualizations WHERE artifact_id = ?", (artifact_id.group(1),)
+        ).rowcount
+    assert deleted == 1
+    status, body = _get(f"{served.url}artifacts/{artifact_id.group(1)}/visualizations/page.html")
+    assert status == 200 and "Score report: 5 rows" in body

@@ -263,19 +263,29 @@ def duration(start: Any, end: Any) -> str:
 # -- artifact files --------------------------------------------------------------------------
 
 
-def visualizations(uri: str) -> dict[str, int]:
-    """The visualization files of an artifact folder: name -> size (none when unreadable)."""
+def visualizations(store: MetadataStore, artifact_id: str, uri: str) -> dict[str, int]:
+    """The visualizations of an artifact: name -> size, sorted by name.
+
+    From the store's visualizations table (schema 5); for an artifact with no rows there (made
+    before that table, or its rows were not written) from the files of its folder.
+    """
     from zenml_bridge.materializers import visualizations as vis
+    from zenml_bridge.stores import visualizations as table
     from zenml_bridge.stores.artifacts import filesystem_for
 
+    recorded = {str(r["name"]): int(r["size"]) for r in table.listed(store, artifact_id)}
+    if recorded or not uri:
+        return recorded
     try:
         return vis.list_files(uri, filesystem_for(uri))
     except (OSError, BridgeError):
         return {}
 
 
-def read_visualization(uri: str, name: str) -> tuple[bytes, str]:
-    """The bytes and media type of one visualization, by a name its folder really lists.
+def read_visualization(
+    store: MetadataStore, artifact_id: str, uri: str, name: str
+) -> tuple[bytes, str]:
+    """The bytes and media type of one visualization, by a name the artifact really has.
 
     Raises:
         BridgeError: the artifact has no visualization of that name.
@@ -284,8 +294,8 @@ def read_visualization(uri: str, name: str) -> tuple[bytes, str]:
     from zenml_bridge.materializers.base import join
     from zenml_bridge.stores.artifacts import filesystem_for
 
-    listed = visualizations(uri)
-    if name not in listed:  # only names the folder lists: no path of the request is opened
+    listed = visualizations(store, artifact_id, uri)
+    if name not in listed:  # only names the artifact lists: no path of the request is opened
         raise BridgeError(
             f"The artifact has no visualization {name!r}; it has: "
             + (", ".join(listed) or "none")

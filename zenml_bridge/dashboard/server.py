@@ -211,7 +211,9 @@ class Dashboard:
                 {
                     "name": output,
                     "info": info,
-                    "visualizations": data.visualizations(str(info.get("uri", ""))),
+                    "visualizations": data.visualizations(
+                        self.store, str(info.get("id", "")), str(info.get("uri", ""))
+                    ),
                     # A cache hit's outputs were written by an earlier run: link to it.
                     "made_by": producer if producer and producer["run_id"] != run_id else None,
                 }
@@ -236,7 +238,9 @@ class Dashboard:
             artifact=artifact,
             consumers=self.store.consumers(artifact["artifact_id"]),
             reuses=self.store.cache_reuses(artifact["artifact_id"]),
-            visualizations=data.visualizations(artifact["uri"]),
+            visualizations=data.visualizations(
+                self.store, artifact["artifact_id"], artifact["uri"]
+            ),
             preview=data.preview(artifact),
         )
 
@@ -245,9 +249,17 @@ class Dashboard:
     ) -> Response:
         try:
             artifact = self.store.resolve_artifact(artifact_id)
-            body, media_type = data.read_visualization(artifact["uri"], name)
+            body, media_type = data.read_visualization(
+                self.store, artifact["artifact_id"], artifact["uri"], name
+            )
         except BridgeError as exc:
             raise NotFound(str(exc)) from None
+        except OSError as exc:
+            raise NotFound(
+                f"The visualization {name!r} of artifact {artifact_id} is recorded but cannot be "
+                f"read from the artifact store ({exc.strerror or exc}). Check that the artifact "
+                "store is reachable from this machine (ZENML_BRIDGE_ARTIFACT_ROOT)."
+            ) from None
         if media_type in _TEXT_TYPES:
             media_type = "text/plain"  # shown as text, never interpreted
         if media_type.startswith("text/"):
