@@ -178,7 +178,8 @@ def main() -> int:
             import sqlalchemy as sa
 
             def bare(sql: str, params: tuple[Any, ...] = ()) -> Callable[[], None]:
-                text = sa.text(sql.replace("?", ":p0", 1).replace("?", ":p1", 1))
+                pieces = sql.split("?")
+                text = sa.text("".join(f"{p}:p{i}" for i, p in enumerate(pieces[:-1])) + pieces[-1])
                 values = {f"p{i}": v for i, v in enumerate(params)}
 
                 def call() -> None:
