@@ -59,11 +59,13 @@ def _env(home: Path, metadata_url: str) -> dict[str, str]:
     return env
 
 
-def _run(env: dict[str, str], cwd: Path, *params: str) -> str:
-    """One run of the test pipeline through the real CLI; returns its run id."""
+def _run(
+    env: dict[str, str], cwd: Path, *params: str, pipeline: str = "scored", ends: str = "completed"
+) -> str:
+    """One run of a test pipeline through the real CLI; returns its run id."""
     args = [arg for p in params for arg in ("-p", p)]
     out = subprocess.run(
-        [sys.executable, "-m", "zenml_bridge", "run", "zb_dash_pipes:scored", *args],
+        [sys.executable, "-m", "zenml_bridge", "run", f"zb_dash_pipes:{pipeline}", *args],
         env=env,
         cwd=cwd,
         capture_output=True,
@@ -71,7 +73,7 @@ def _run(env: dict[str, str], cwd: Path, *params: str) -> str:
         timeout=300,
     )
     assert out.returncode == 0, out.stdout + out.stderr
-    found = re.search(r"Run (\S+) completed", out.stdout)
+    found = re.search(rf"Run (\S+) {ends}", out.stdout)
     assert found, out.stdout
     return found.group(1)
 
@@ -439,3 +441,23 @@ def test_visualizations_of_an_artifact_without_table_rows_come_from_its_folder(
     assert deleted == 1
     status, body = _get(f"{served.url}artifacts/{artifact_id.group(1)}/visualizations/page.html")
     assert status == 200 and "Score report: 5 rows" in body
+
+
+def test_a_stopped_run_shows_its_reason_and_step_states(page: Page, tmp_path: Path) -> None:
+    env = _env(tmp_path, f"sqlite:///{tmp_path / 'metadata.db'}")
+    run_id = _run(env, tmp_path, "rows=5", pipeline="gated", ends="stopped")
+    process, url = _start(env, tmp_path)
+    try:
+        page.goto(url + "?status=stopped")
+        assert run_id in page.inner_text("#runs")
+        page.click(f"text={run_id}")
+        assert _graph_node_count(page) == 4
+        assert "5 rows > 4" in page.inner_text("dl.summary")  # the run's reason
+        rows = {r.split("\t")[0]: r for r in page.locator("#steps tbody tr").all_inner_texts()}
+        assert "stopped" in rows["gate"]
+        assert "completed" not in rows["report"]  # never ran after the gate
+        label = page.evaluate("window.zbGraph.getElementById('gate').data('label')")
+        assert "stopped" in label
+    finally:
+        code = _stop(process)
+    assert code == 0

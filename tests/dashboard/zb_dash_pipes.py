@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from zenml_bridge import HTML, get_step_context, pipeline, step
+from zenml_bridge import HTML, StopPipeline, get_step_context, pipeline, step
 
 
 @step
@@ -41,3 +41,15 @@ def scored(rows: int = 3, label: str = "x") -> None:
     summary = score(load(rows=rows), label=label)
     page = report(summary)
     notify(after=[page])
+
+
+@step
+def gate(summary: dict, limit: int = 4) -> dict:
+    if summary["n"] > limit:
+        raise StopPipeline(f"{summary['n']} rows > {limit}")
+    return summary
+
+
+@pipeline
+def gated(rows: int = 5) -> None:
+    report(gate(score(load(rows=rows))))
