@@ -63,6 +63,8 @@ BUILTINS: tuple[_Entry, ...] = tuple(
             f"{_M}.builtin:JSONMaterializer",
         ),
         ("builtins.str", ("builtins.str",), f"{_M}.builtin:StrMaterializer"),
+        # zenml_bridge.HTML: a page kept as the artifact and as its own visualization.
+        ("zenml_bridge.html", ("zenml_bridge.gates.HTML",), f"{_M}.builtin:HTMLMaterializer"),
         ("builtins.bytes", ("builtins.bytes",), f"{_M}.builtin:BytesMaterializer"),
         # Public names: pandas 3 reports these, pandas 2 reports pandas.core.frame.DataFrame
         # (same object, matched through the imported `pandas` module, see _resolve).
