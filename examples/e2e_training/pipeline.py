@@ -201,7 +201,7 @@ def e2e_training(
     min_accuracy: float = 0.9,
     tracking_uri: str = "",
 ) -> None:
-    """ingest -> validate -> split -> train -> evaluate -> drift report -> track -> gate -> deploy."""
+    """ingest, validate, split, train, evaluate, drift report, track, gate, deploy."""
     data = ingest(rows=rows)
     checked = validate(data)
     train_df, test_df = split(data, test_size=test_size, after=checked)
