@@ -6,7 +6,8 @@ new untracked ones) in a temporary folder, with ``ZENML_BRIDGE_HOME`` in another
 folder, through ``bash`` in a virtualenv made fresh for every run (nothing in it but pip, so
 nothing is pinned or pre-installed by us). Passes only when the command exits 0, installed
 zenml-bridge from the copy, printed a completed run and wrote that run into
-``ZENML_BRIDGE_HOME``.
+``ZENML_BRIDGE_HOME`` and printed where to look next (examples/quickstart/next_steps.py: the
+compile commands for Airflow and Kubeflow, the dashboard).
 
 Not collected by pytest (no ``test_`` prefix): it downloads and installs packages.
 """
@@ -86,6 +87,9 @@ def main() -> int:
             problems.append(f"the command exited {done.returncode}")
         if not re.search(r"\bStatus\s+completed\b", done.stdout):
             problems.append("`runs show latest` printed no 'Status  completed'")
+        for hint in ("--target airflow", "--target kubeflow", "zenml-bridge dashboard"):
+            if hint not in done.stdout:
+                problems.append(f"the quickstart did not print where to look next ({hint!r})")
         if not (home / "metadata.db").is_file():
             problems.append(f"no run was recorded in ZENML_BRIDGE_HOME ({home}/metadata.db)")
         probe = subprocess.run(

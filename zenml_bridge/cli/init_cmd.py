@@ -1,4 +1,9 @@
-"""``zenml-bridge init [PATH]``: create ``.zenml_bridge/`` (config, metadata.db, artifacts/)."""
+"""``zenml-bridge init [PATH] [--template NAME]``: create ``.zenml_bridge/`` (config,
+metadata.db, artifacts/), optionally after copying a project template into PATH.
+
+Project templates are package data (``zenml_bridge/templates/projects/<name>/``), so they work
+from an installed wheel as from a checkout. ``--template list`` lists them.
+"""
 
 from __future__ import annotations
 
@@ -15,10 +20,40 @@ def register(subparsers: Any) -> None:
         "run anywhere below PATH find it, like git.",
     )
     parser.add_argument("path", nargs="?", default=".", type=Path, help="project folder")
+    parser.add_argument(
+        "--template",
+        metavar="NAME",
+        help="first copy the project template NAME into PATH ('list' lists them)",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="with --template: overwrite files that exist"
+    )
     parser.set_defaults(handler=_init)
 
 
 def _init(args: argparse.Namespace) -> int:
+    if args.template == "list":
+        from zenml_bridge.templates import describe, template_names
+
+        for name in template_names():
+            print(f"{name:10}  {describe(name)}")
+        return 0
+    if args.template is not None:
+        from zenml_bridge.templates import copy_template
+
+        written = copy_template(args.template, args.path, force=args.force)
+        print(f"Copied template '{args.template}' into {args.path.resolve()}:")
+        for name in written:
+            print(f"  {name}")
+    code = _init_home(args)
+    if args.template is not None:
+        print(
+            "Next: read README.md there, then `zenml-bridge run --config run.yaml` in that folder."
+        )
+    return code
+
+
+def _init_home(args: argparse.Namespace) -> int:
     from zenml_bridge.config import CONFIG_NAME, DIR_NAME, load_settings, write_config
     from zenml_bridge.errors import BridgeError
     from zenml_bridge.redact import redact_url as describe_url

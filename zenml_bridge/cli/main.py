@@ -28,6 +28,7 @@ COMMANDS = (
     "deployments",
     "integration",
     "ir",
+    "dashboard",
 )
 
 

@@ -10,6 +10,7 @@ import argparse
 import json
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from zenml_bridge.redact import redact_text
@@ -27,9 +28,26 @@ def register(subparsers: Any) -> None:
     show.add_argument("run", metavar="RUN", help="run id, unique prefix, or 'latest'")
     show.add_argument("--json", action="store_true", help="print the records as JSON")
     show.set_defaults(handler=_show)
-    compare = actions.add_parser("compare", help="parameters, steps and outputs of two runs")
-    compare.add_argument("first", metavar="RUN")
-    compare.add_argument("second", metavar="RUN")
+    compare = actions.add_parser(
+        "compare",
+        help="parameters, metrics, steps and artifacts of two or more runs",
+        description="What differs between runs: parameters, metrics (cached steps keep theirs), "
+        "steps (status, cache hit, code hash, inputs) and artifacts (content hash; values of "
+        "small JSON/text artifacts side by side). Runs of different pipelines are matched by "
+        "step name, with a note.",
+    )
+    compare.add_argument(
+        "runs", metavar="RUN", nargs="+", help="two or more: run id, unique prefix, or 'latest'"
+    )
+    compare.add_argument(
+        "--json", action="store_true", help="print the comparison as JSON (docs/cli.md)"
+    )
+    compare.add_argument(
+        "--html", metavar="FILE", type=Path, help="also write a self-contained HTML page"
+    )
+    compare.add_argument(
+        "--no-values", action="store_true", help="do not read small artifacts for their values"
+    )
     compare.set_defaults(handler=_compare)
     cancel = actions.add_parser(
         "cancel", help="mark a running run cancelled (its running steps failed)"
@@ -179,61 +197,112 @@ def _url(info: dict[str, Any]) -> str:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    metadata = store()
-    first, second = metadata.resolve_run(args.first), metadata.resolve_run(args.second)
-    a_steps = metadata.step_runs(first["run_id"])
-    b_steps = metadata.step_runs(second["run_id"])
-    print(f"A = {first['run_id']} ({first['status']})")
-    print(f"B = {second['run_id']} ({second['status']})")
-    keys = sorted(set(first["parameters"]) | set(second["parameters"]))
-    rows: list[tuple[Any, ...]] = [
-        (
-            k,
-            redact_text(json.dumps(first["parameters"].get(k))),
-            redact_text(json.dumps(second["parameters"].get(k))),
-            "" if first["parameters"].get(k) == second["parameters"].get(k) else "differs",
-        )
-        for k in keys
-    ]
-    if first["ir_sha256"] != second["ir_sha256"]:
-        rows.append(("(IR sha256)", first["ir_sha256"][:12], second["ir_sha256"][:12], "differs"))
-    if rows:
-        print()
-        print(table(("PARAMETER", "A", "B", ""), rows))
-    rows = []
-    for name in sorted(set(a_steps) | set(b_steps)):
-        a, b = a_steps.get(name), b_steps.get(name)
-        for out in sorted(set((a or {}).get("outputs", {})) | set((b or {}).get("outputs", {}))):
-            ha = (a or {}).get("outputs", {}).get(out, {}).get("sha256", "-")
-            hb = (b or {}).get("outputs", {}).get(out, {}).get("sha256", "-")
-            rows.append(
-                (
-                    f"{name}.{out}",
-                    a["status"] if a else "-",
-                    b["status"] if b else "-",
-                    ha[:12],
-                    hb[:12],
-                    "same" if ha == hb else "differs",
-                )
-            )
-        if not (a or b or {}).get("outputs"):
-            rows.append((name, a["status"] if a else "-", b["status"] if b else "-", "", "", ""))
-    print()
-    print(table(("STEP.OUTPUT", "A", "B", "SHA256 A", "SHA256 B", ""), rows))
-    metric_rows = _metric_rows(a_steps, b_steps)
-    if metric_rows:
-        print()
-        print(table(("STEP.METRIC", "A", "B", ""), metric_rows))
+    from zenml_bridge.compare import compare_runs
+
+    report = compare_runs(store(), args.runs, load_values=not args.no_values)
+    if args.html is not None:
+        _write_html(args.html, report)
+    if args.json:
+        print(redact_text(json.dumps(report, indent=2, sort_keys=True, default=str)))
+        return 0
+    print(compare_text(report))
+    if args.html is not None:
+        print(f"\nWrote {args.html}")
     return 0
 
 
-def _metric_rows(a_steps: dict[str, Any], b_steps: dict[str, Any]) -> list[tuple[Any, ...]]:
-    """Metrics of both runs side by side (cached steps carry their producer's metrics)."""
-    rows: list[tuple[Any, ...]] = []
-    for name in sorted(set(a_steps) | set(b_steps)):
-        a = (a_steps.get(name) or {}).get("metrics") or {}
-        b = (b_steps.get(name) or {}).get("metrics") or {}
-        for key in sorted(set(a) | set(b)):
-            va, vb = a.get(key, "-"), b.get(key, "-")
-            rows.append((f"{name}.{key}", va, vb, "" if va == vb else "differs"))
-    return rows
+def _write_html(path: Path, report: dict[str, Any]) -> None:
+    """The page written to a temporary name and renamed: never half-written."""
+    import os
+    import tempfile
+
+    from zenml_bridge.compare_html import render_html
+    from zenml_bridge.errors import BridgeError
+
+    target = path.expanduser()
+    if target.is_dir():
+        raise BridgeError(f"--html {path} is a folder. Give a file name, e.g. {path}/report.html.")
+    if not target.parent.is_dir():
+        raise BridgeError(
+            f"--html {path}: the folder {target.parent} does not exist. Create it first."
+        )
+    page = render_html(report).encode("utf-8")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".zb-compare-", dir=target.parent)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(page)
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise BridgeError(
+            f"Cannot write --html {path} ({exc.strerror}). Choose a folder you can write to."
+        ) from None
+
+
+def _json_cell(value: Any) -> str:
+    text = redact_text(json.dumps(value, sort_keys=True, default=str))
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def compare_text(report: dict[str, Any]) -> str:
+    """The comparison document as the tables `runs compare` prints."""
+    runs = report["runs"]
+    letters = [chr(ord("A") + i) if i < 26 else f"R{i + 1}" for i in range(len(runs))]
+    lines = [
+        f"{letter} = {r['run_id']} ({r['status']}, {r['pipeline']})"
+        for letter, r in zip(letters, runs)
+    ]
+    lines += [f"Note: {note}" for note in report["notes"]]
+    rows: list[tuple[Any, ...]] = [
+        (p["name"], *(_json_cell(v) for v in p["values"]), "differs" if p["differs"] else "")
+        for p in report["parameters"]
+    ]
+    shas = [r["ir_sha256"] for r in runs]
+    if len(set(shas)) > 1:
+        rows.append(("(IR sha256)", *(s[:12] for s in shas), "differs"))
+    if rows:
+        lines += ["", table(("PARAMETER", *letters, ""), rows)]
+    rows = [
+        (
+            m["name"] if m["step"] is None else f"{m['step']}.{m['name']}",
+            *(_json_cell(v) if v is not None else "-" for v in m["values"]),
+            "differs" if m["differs"] else "",
+        )
+        for m in report["metrics"]
+    ]
+    if rows:
+        lines += ["", table(("STEP.METRIC", *letters, ""), rows)]
+    rows = []
+    for s in report["steps"]:
+        cells = [c["status"] if c else "-" for c in s["runs"]]
+        codes = [(c["code_hash"] or "-")[:8] if c else "-" for c in s["runs"]]
+        rows.append((s["step"], *cells, *codes, ", ".join(s["changed"])))
+    if rows:
+        code_heads = [f"CODE {letter}" for letter in letters]
+        lines += ["", table(("STEP", *letters, *code_heads, "CHANGED"), rows)]
+    rows = []
+    values = []
+    status = {s["step"]: [c["status"] if c else "-" for c in s["runs"]] for s in report["steps"]}
+    for a in report["artifacts"]:
+        cells = a["runs"]
+        rows.append(
+            (
+                f"{a['step']}.{a['output']}",
+                *status.get(a["step"], ["-"] * len(runs)),
+                *((c["sha256"] or "-")[:12] if c else "-" for c in cells),
+                "differs" if a["differs"] else "same",
+            )
+        )
+        if any(c and "value" in c for c in cells):
+            values.append(
+                (
+                    f"{a['step']}.{a['output']}",
+                    *(_json_cell(c["value"]) if c and "value" in c else "-" for c in cells),
+                    "differs" if a["differs"] else "",
+                )
+            )
+    if rows:
+        sha_heads = [f"SHA256 {letter}" for letter in letters]
+        lines += ["", table(("STEP.OUTPUT", *letters, *sha_heads, ""), rows)]
+    if values:
+        lines += ["", table(("VALUE", *letters, ""), values)]
+    return "\n".join(lines)
