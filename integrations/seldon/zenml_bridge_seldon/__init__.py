@@ -1,0 +1,1 @@
+"""Seldon Core for zenml-bridge (see README.md)."""
