@@ -25,6 +25,7 @@ COMMANDS = (
     "runs",
     "artifacts",
     "stack",
+    "deployments",
     "integration",
     "ir",
 )

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
 
 #: The newest schema version (this module imports SQLAlchemy only when tables are built).
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 6
 
 
 @dataclass(frozen=True)
@@ -228,8 +228,23 @@ def _v3(conn: sa.Connection, t: Tables) -> None:
             index.create(conn)
 
 
+def _v6(conn: sa.Connection, t: Tables) -> None:
+    from zenml_bridge.stores.deployments import deployments_table
+
+    deployments_table(t).create(conn, checkfirst=True)
+
+
 #: version -> migration; each brings the schema from version-1 to version.
-MIGRATIONS: dict[int, Callable[[sa.Connection, Tables], None]] = {1: _v1, 2: _v2, 3: _v3}
+MIGRATIONS: dict[int, Callable[[sa.Connection, Tables], None]] = {
+    1: _v1,
+    2: _v2,
+    3: _v3,
+    # 4 (run metrics/metadata, branch `stack`) and 5 (visualizations, branch `gates`): placeholders
+    # here, replaced by their real migrations at merge.
+    4: lambda conn, t: None,
+    5: lambda conn, t: None,
+    6: _v6,
+}
 
 
 def migrate(conn: sa.Connection, t: Tables, dialect: str, prefix: str) -> None:
