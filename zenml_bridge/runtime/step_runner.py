@@ -40,7 +40,7 @@ from typing import Any
 from zenml_bridge import ir
 from zenml_bridge.errors import BridgeError, disk_full_error
 from zenml_bridge.runtime import integrity
-from zenml_bridge.runtime.context import StepContext, step_context
+from zenml_bridge.runtime.context import StepContext, step_context, step_inputs
 from zenml_bridge.runtime.stack import Stack
 from zenml_bridge.runtime.tracking import RunInfo, StepInfo
 
@@ -317,7 +317,7 @@ def run_step(
             loader = registry.get(info["materializer"])
             values[name] = stack.artifacts.read(info["uri"], info["sha256"], loader.load)
         integrity.verify_code(step)
-        with step_context(context), step_env(step.env):
+        with step_context(context), step_inputs(inputs), step_env(step.env):
             returned = call(values)
         for spec, value in zip(step.outputs, _split_outputs(step, returned)):
             integrity.check_output_type(step, spec.name, value)
