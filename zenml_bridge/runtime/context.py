@@ -81,7 +81,7 @@ class StepContext:
             >>> get_step_context().input_artifact("model")["uri"]   # doctest: +SKIP
             '/home/me/project/.zenml_bridge/artifacts/training/run-1/train/model'
         """
-        inputs = _INPUTS.get()
+        inputs = _INPUTS.get() or {}
         if name not in inputs:
             known = ", ".join(sorted(inputs)) or "none"
             raise BridgeError(
@@ -92,8 +92,8 @@ class StepContext:
 
 
 _CURRENT: ContextVar[StepContext | None] = ContextVar("zenml_bridge_step", default=None)
-_INPUTS: ContextVar[Mapping[str, Mapping[str, Any]]] = ContextVar(
-    "zenml_bridge_step_inputs", default={}
+_INPUTS: ContextVar[Mapping[str, Mapping[str, Any]] | None] = ContextVar(
+    "zenml_bridge_step_inputs", default=None
 )
 
 

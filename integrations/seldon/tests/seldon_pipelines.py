@@ -40,5 +40,3 @@ def manifest_iris(image: str | None = None, secret: str | None = None) -> None:
 @pipeline
 def serve_a_dict() -> None:
     seldon_deploy(not_a_model(), name="dict")
-
-

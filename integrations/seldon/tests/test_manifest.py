@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 from zenml_bridge.errors import BridgeError
+
 from zenml_bridge_seldon.manifest import (
     SeldonManifest,
     SeldonManifestMaterializer,
@@ -213,3 +214,45 @@ def test_materializer_round_trip_and_visualization(tmp_path: Path) -> None:
     assert isinstance(loaded, SeldonManifest)
     assert loaded.to_yaml() == value.to_yaml()
     assert dict(materializer.visualizations(value)) == {"seldondeployment.yaml": value.to_yaml()}
+
+
+def test_manifest_step_names_the_model_artifact(home: Path) -> None:
+    import seldon_pipelines as sp
+    from zenml_bridge.runtime import run_pipeline
+
+    run = run_pipeline(
+        sp.manifest_iris, {"image": "registry.example.com/iris:1", "secret": "s3-credentials"}
+    )
+    model = run.steps["train"].outputs["model"]
+    artifact = run.steps["seldon_manifest"].outputs["manifest"]
+    made = artifact.load()
+    assert isinstance(made, SeldonManifest)
+    assert validate_manifest(made.manifest) == []
+    assert made.name == "manifest-iris"
+    params = {
+        p["name"]: p["value"] for p in made.manifest["spec"]["predictors"][0]["graph"]["parameters"]
+    }
+    assert params == {"model_uri": model.uri, "model_sha256": model.sha256, "method": "predict"}
+    assert (Path(artifact.uri) / "seldondeployment.yaml").read_text() == made.to_yaml()
+    from zenml_bridge.runtime.records import load_run
+
+    metadata = load_run(run.run_id).steps["seldon_manifest"].metadata
+    assert metadata["seldon_model_uri"] == model.uri
+    assert "cannot read it" in metadata["seldon_warnings"][0]  # a local artifact store
+
+
+def test_manifest_step_refuses_what_it_cannot_serve(home: Path) -> None:
+    import seldon_pipelines as sp
+    from zenml_bridge import pipeline
+    from zenml_bridge.runtime import run_pipeline
+
+    from zenml_bridge_seldon.steps import seldon_manifest
+
+    @pipeline
+    def dict_manifest() -> None:
+        seldon_manifest(sp.not_a_model())
+
+    with pytest.raises(
+        BridgeError, match=re.escape("Seldon cannot serve a model of type builtins.dict")
+    ):
+        run_pipeline(dict_manifest)

@@ -92,7 +92,9 @@ def name_problem(name: str) -> str | None:
     if len(name) > 63:
         return f"it has {len(name)} characters (at most 63)"
     if not _DNS_LABEL.match(name):
-        return "only lowercase letters, digits and '-' are allowed, starting and ending alphanumeric"
+        return (
+            "only lowercase letters, digits and '-' are allowed, starting and ending alphanumeric"
+        )
     return None
 
 
@@ -145,7 +147,9 @@ def build_manifest(
     elif implementation == "auto":
         chosen = "custom" if image else "SKLEARN_SERVER"
     if chosen == "custom" and not image:
-        problems.append("implementation 'custom' needs image=... (an image with zenml-bridge-seldon)")
+        problems.append(
+            "implementation 'custom' needs image=... (an image with zenml-bridge-seldon)"
+        )
     if chosen in PREPACKAGED and image:
         problems.append(
             f"image={image!r} is for a custom model; {chosen} runs Seldon's own image "

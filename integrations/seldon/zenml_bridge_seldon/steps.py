@@ -129,7 +129,7 @@ def seldon_deploy(
         context.input_artifact("model"), name or context.pipeline_name, config
     )
     context.log_metadata({"deployment_id": deployment.id, "deployment_url": deployment.url})
-    return deployment.url
+    return str(deployment.url)
 
 
 def _deployer(context: Any) -> Any:

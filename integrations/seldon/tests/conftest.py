@@ -1,0 +1,58 @@
+"""Fixtures: a fresh zenml-bridge home per test, and a process-table check for Seldon servers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # seldon_pipelines, importable by step code
+
+SERVER_MODULE = "zenml_bridge_seldon.serve"
+
+
+def seldon_servers(marker: str) -> list[tuple[int, int, str]]:
+    """(pid, pgid, args) of live Seldon server processes whose command line has ``marker``."""
+    out = subprocess.run(
+        ["ps", "-e", "-ww", "-o", "pid=,pgid=,stat=,args="],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    found = []
+    for line in out.splitlines():
+        parts = line.split(None, 3)
+        alive = len(parts) == 4 and parts[2][0] != "Z"
+        if alive and SERVER_MODULE in parts[3] and marker in parts[3]:
+            found.append((int(parts[0]), int(parts[1]), parts[3]))
+    return found
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A new default home (runs, artifacts, deployments) in tmp_path, no project around.
+
+    Afterwards every Seldon server started from it is stopped (its whole group), and the test
+    fails if one was still running: a test must stop what it starts, also when it fails.
+    """
+    for name in list(os.environ):
+        if name.startswith("ZENML_BRIDGE_"):
+            monkeypatch.delenv(name)
+    folder = tmp_path / "home"
+    monkeypatch.setenv("ZENML_BRIDGE_HOME", str(folder))
+    monkeypatch.chdir(tmp_path)
+    try:
+        yield folder
+    finally:
+        left = seldon_servers(str(tmp_path))
+        for _, pgid, _ in left:
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        assert left == [], f"Seldon servers left running: {left}"
