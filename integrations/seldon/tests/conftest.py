@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))  # seldon_pipelines, importable by step code
 
@@ -33,9 +34,21 @@ def seldon_servers(marker: str) -> list[tuple[int, int, str]]:
     return found
 
 
+def write_stack(project: Path, **components: dict) -> None:
+    """A project in ``project`` whose default stack has these components."""
+    folder = project / ".zenml_bridge"
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {
+        "version": 1,
+        "active_stack": "default",
+        "stacks": {"default": {"components": components}},
+    }
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+
+
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A new default home (runs, artifacts, deployments) in tmp_path, no project around.
+    """A new project in tmp_path whose stack has the ``seldon`` model deployer.
 
     Afterwards every Seldon server started from it is stopped (its whole group), and the test
     fails if one was still running: a test must stop what it starts, also when it fails.
@@ -43,11 +56,11 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     for name in list(os.environ):
         if name.startswith("ZENML_BRIDGE_"):
             monkeypatch.delenv(name)
-    folder = tmp_path / "home"
-    monkeypatch.setenv("ZENML_BRIDGE_HOME", str(folder))
+    monkeypatch.setenv("ZENML_BRIDGE_HOME", str(tmp_path / "home"))
+    write_stack(tmp_path, model_deployer={"flavor": "seldon"})
     monkeypatch.chdir(tmp_path)
     try:
-        yield folder
+        yield tmp_path / ".zenml_bridge"
     finally:
         left = seldon_servers(str(tmp_path))
         for _, pgid, _ in left:

@@ -135,10 +135,7 @@ def seldon_deploy(
 def _deployer(context: Any) -> Any:
     from zenml_bridge_seldon.deployer import SeldonModelDeployer
 
-    component = getattr(context, "component", None)
-    if component is None:  # a core without stack components: the default local deployer
-        return SeldonModelDeployer()
-    deployer = component("model_deployer")
+    deployer = context.component("model_deployer")
     if getattr(deployer, "flavor", None) != SeldonModelDeployer.flavor:
         raise BridgeError(
             f"seldon_deploy needs the stack's model_deployer to be the 'seldon' flavor; this "
