@@ -98,7 +98,7 @@ def seldon_manifest(
     return made
 
 
-@step
+@step(cache=False)  # a cache hit would start no server: deploying always runs
 def seldon_deploy(
     model: Any,
     name: str | None = None,
