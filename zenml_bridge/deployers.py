@@ -36,22 +36,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+from zenml_bridge.components import StackComponent
 from zenml_bridge.errors import BridgeError
-
-try:  # the component base of the stack surface (branch `stack`)
-    from zenml_bridge.components import StackComponent
-except ImportError:  # pragma: no cover - until the stack branch is merged
-
-    class StackComponent:  # type: ignore[no-redef]
-        """Minimal stand-in for :class:`zenml_bridge.components.StackComponent`."""
-
-        kind: ClassVar[str] = ""
-        flavor: ClassVar[str] = ""
-        local_only: ClassVar[bool] = False
-
-        def __init__(self, **config: Any) -> None:
-            self.config = dict(config)
-
 
 __all__ = [
     "STATUSES",
@@ -346,11 +332,33 @@ def deployments_dir() -> Path:
     return home / "deployments"
 
 
+def _on_this_host(deployment: Deployment) -> bool:
+    host = deployment.handle.get("host")
+    return not host or host == socket.gethostname()
+
+
+def _step_store() -> Any:
+    """The metadata store of the step running in this thread, if any."""
+    from zenml_bridge.runtime.context import _CURRENT
+
+    context = _CURRENT.get()
+    stack = getattr(context, "_stack", None) if context is not None else None
+    return getattr(stack, "metadata", None)
+
+
+def current_run_id() -> str | None:
+    """The run id of the step running in this thread (None outside a step)."""
+    from zenml_bridge.runtime.context import _CURRENT
+
+    context = _CURRENT.get()
+    return context.run_id if context is not None else None
+
+
 def new_deployment_id() -> str:
     return f"d-{uuid.uuid4().hex[:8]}"
 
 
-class ModelDeployer(StackComponent):  # type: ignore[misc, unused-ignore]
+class ModelDeployer(StackComponent):
     """Base of model deployer flavors (kind ``model_deployer``).
 
     A flavor implements :meth:`deploy` (start the service, then :meth:`record` it); the base
@@ -391,6 +399,9 @@ class ModelDeployer(StackComponent):  # type: ignore[misc, unused-ignore]
 
     @property
     def store(self) -> Any:
+        """The metadata store: the one given, the running step's stack's, or the active stack's."""
+        if self._store is None:
+            self._store = _step_store()
         if self._store is None:
             from zenml_bridge.config import load_settings
             from zenml_bridge.stores.metadata import MetadataStore
@@ -480,8 +491,8 @@ class ModelDeployer(StackComponent):  # type: ignore[misc, unused-ignore]
 
     def is_alive(self, deployment: Deployment) -> bool:
         pgid = deployment.handle.get("pgid")
-        if pgid is None:
-            return True  # not a local process: this class cannot tell
+        if pgid is None or not _on_this_host(deployment):
+            return True  # not a process of this machine: this class cannot tell
         return group_alive(int(pgid), deployment.handle.get("start_ticks"))
 
     def stop_handle(self, deployment: Deployment) -> bool:
@@ -491,6 +502,12 @@ class ModelDeployer(StackComponent):  # type: ignore[misc, unused-ignore]
             raise BridgeError(
                 f"Deployment {deployment.id} ({deployment.flavor}) is not a local process; "
                 f"stop it with its flavor's tools (handle: {dict(deployment.handle)})."
+            )
+        if not _on_this_host(deployment):
+            raise BridgeError(
+                f"Deployment {deployment.id} runs on host '{deployment.handle.get('host')}', not "
+                f"on this one ('{socket.gethostname()}'). Run `zenml-bridge deployments stop "
+                f"{deployment.id}` there."
             )
         return stop_group(int(pgid), start_ticks=deployment.handle.get("start_ticks"))
 

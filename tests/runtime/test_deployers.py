@@ -18,6 +18,9 @@ from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).parent.parent))
+from process_table import group_processes
+
 from zenml_bridge.cli.main import main
 from zenml_bridge.deployers import (
     DeploymentGoneError,
@@ -35,15 +38,6 @@ SERVER = [
     "-c",
     f"sleep 300 & exec {sys.executable} -m http.server {{port}} --bind 127.0.0.1",
 ]
-
-
-def group_processes(pgid: int) -> list[str]:
-    """Live (non-zombie) processes of a group, from the process table (ps)."""
-    out = subprocess.run(
-        ["ps", "-e", "-o", "pid=,pgid=,stat=,args="], capture_output=True, text=True, check=True
-    ).stdout
-    rows = [line.split(None, 3) for line in out.splitlines()]
-    return [" ".join(r) for r in rows if len(r) >= 3 and r[1] == str(pgid) and r[2][0] != "Z"]
 
 
 @pytest.fixture
@@ -228,3 +222,21 @@ def test_schema_3_store_gains_the_deployments_table(metadata_url: str) -> None:
         assert conn.execute(sa.select(version.c.version)).scalar() == SCHEMA_VERSION == 6
     assert DeploymentRecords(again).list() == []
     again.drop_tables()
+
+
+def test_deployment_of_another_host_is_not_touched(
+    stores_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A shared store (PostgreSQL) lists servers of other machines: never judged or signalled
+    by their process group id here (that id means another process on this machine)."""
+    store = MetadataStore(stores_env["ZENML_BRIDGE_METADATA_URL"])
+    deployer = HttpDeployer(store=store)
+    handle = {"pgid": os.getpid(), "host": "build-box-7", "log_path": "/srv/x.log"}
+    deployer.record(
+        deployment_id="d-elsewhere", name="iris", url="http://127.0.0.1:9", handle=handle
+    )
+    assert [d.status for d in deployer.list()] == ["running"]
+    assert main(["deployments", "stop", "d-elsewhere"]) == 2
+    assert "runs on host 'build-box-7', not on this one" in capsys.readouterr().err
+    assert main(["deployments", "logs", "d-elsewhere"]) == 2
+    assert "Logs live on the machine that started the server" in capsys.readouterr().err

@@ -33,20 +33,18 @@ def register(subparsers: Any) -> None:
 
 
 def deployer_for(flavor: str, store: Any) -> Any:
-    """The deployer of ``flavor`` (from the plugin table); the base class when it is not
-    installed here (it still lists, stops and reads logs of local process groups)."""
+    """The deployer of ``flavor`` (from the plugin table); the base class when that flavor is
+    not installed here (it still lists, stops and reads logs of local process groups)."""
+    from zenml_bridge.components import component_class
     from zenml_bridge.deployers import ModelDeployer
+    from zenml_bridge.errors import BridgeError
 
-    cls: Any = ModelDeployer
+    cls: Any
     try:
-        from zenml_bridge.plugins import (  # type: ignore[import-not-found, unused-ignore]
-            load_plugin,
-        )
-
-        cls = load_plugin("zenml_bridge.flavors", f"model_deployer.{flavor}")
-    except Exception:  # not installed here: the base class handles local process groups
+        cls = component_class("model_deployer", flavor)
+    except BridgeError:
         cls = ModelDeployer
-    if not (isinstance(cls, type) and issubclass(cls, ModelDeployer)):
+    if not issubclass(cls, ModelDeployer):
         cls = ModelDeployer
     return cls(store=store)
 

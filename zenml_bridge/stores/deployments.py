@@ -149,3 +149,20 @@ class DeploymentRecords:
             + did_you_mean(ref, ids)
             + " List deployments with `zenml-bridge deployments list`."
         )
+
+
+def consumed_artifact(store: MetadataStore, run_id: str, step: str, input_name: str) -> str | None:
+    """The artifact id a finished step of a run consumed as ``input_name`` (lineage lookup).
+
+    A deploy step uses it to record the model artifact behind what it serves: the build step
+    that consumed the model has finished (and recorded its inputs) before the deploy step runs.
+    """
+    import sqlalchemy as sa
+
+    consumers = store.t.consumers
+    query = sa.select(consumers.c.artifact_id).where(
+        consumers.c.run_id == run_id, consumers.c.step == step, consumers.c.input == input_name
+    )
+    with store._read() as conn:
+        found = conn.execute(query).scalar()
+    return str(found) if found is not None else None

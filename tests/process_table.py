@@ -1,0 +1,17 @@
+"""The process table as ``ps`` shows it, for tests that must leave no server behind.
+
+Read with ``ps`` (not with the code under test) so that a check cannot share its bugs.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+
+def group_processes(pgid: int) -> list[str]:
+    """Live (non-zombie) processes of process group ``pgid``: ``"PID PGID STAT ARGS"`` each."""
+    out = subprocess.run(
+        ["ps", "-e", "-o", "pid=,pgid=,stat=,args="], capture_output=True, text=True, check=True
+    ).stdout
+    rows = [line.split(None, 3) for line in out.splitlines()]
+    return [" ".join(r) for r in rows if len(r) >= 3 and r[1] == str(pgid) and r[2][0] != "Z"]
