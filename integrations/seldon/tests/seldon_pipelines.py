@@ -6,7 +6,7 @@ from typing import Annotated
 
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
-from zenml_bridge import pipeline, step
+from zenml_bridge import StopPipeline, pipeline, step
 
 from zenml_bridge_seldon.steps import seldon_deploy, seldon_manifest
 
@@ -27,9 +27,20 @@ def not_a_model() -> Annotated[dict, "model"]:
     return {"weights": [0.1, 0.2]}
 
 
+@step
+def evaluate(model: LogisticRegression, bar: float = 0.5) -> Annotated[float, "accuracy"]:
+    features, target = load_iris(return_X_y=True)
+    accuracy = float(model.score(features, target))
+    if accuracy < bar:
+        raise StopPipeline(f"accuracy {accuracy:.3f} is below the bar {bar}", outputs=accuracy)
+    return accuracy
+
+
 @pipeline
-def serve_iris(method: str = "predict") -> None:
-    seldon_deploy(train(), name="iris", method=method)
+def serve_iris(method: str = "predict", bar: float = 0.5) -> None:
+    model = train()
+    accuracy = evaluate(model, bar=bar)
+    seldon_deploy(model, name="iris", method=method, after=accuracy)
 
 
 @pipeline

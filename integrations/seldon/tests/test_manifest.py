@@ -234,6 +234,8 @@ def test_manifest_step_names_the_model_artifact(home: Path) -> None:
     }
     assert params == {"model_uri": model.uri, "model_sha256": model.sha256, "method": "predict"}
     assert (Path(artifact.uri) / "seldondeployment.yaml").read_text() == made.to_yaml()
+    # The YAML is also the artifact's visualization (stored with it, covered by its hash).
+    assert artifact.visualizations() == {"seldondeployment.yaml": made.to_yaml().encode()}
     from zenml_bridge.runtime.records import load_run
 
     metadata = load_run(run.run_id).steps["seldon_manifest"].metadata

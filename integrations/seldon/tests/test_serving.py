@@ -20,7 +20,7 @@ from conftest import seldon_servers
 from zenml_bridge.cli.main import main
 from zenml_bridge.deployers import DeploymentGoneError
 from zenml_bridge.errors import BridgeError
-from zenml_bridge.runtime import run_pipeline
+from zenml_bridge.runtime import load_run, run_pipeline
 
 from zenml_bridge_seldon.deployer import SeldonModelDeployer
 
@@ -66,8 +66,8 @@ def test_pipeline_serves_the_model_and_cli_lists_logs_and_stops_it(
     assert deployment.artifact_id == run.steps["train"].outputs["model"].artifact_id
     pgid = int(deployment.handle["pgid"])
     assert pgid != os.getpgid(0)
-    assert {g for _, g, _ in seldon_servers(str(home))} == {pgid}
-    assert "--host 127.0.0.1" in seldon_servers(str(home))[0][2]
+    assert {g for _, g, _ in seldon_servers(str(home.parent))} == {pgid}
+    assert "--host 127.0.0.1" in seldon_servers(str(home.parent))[0][2]
 
     code, out, _ = cli(capsys, "deployments", "list")
     assert code == 0
@@ -77,7 +77,7 @@ def test_pipeline_serves_the_model_and_cli_lists_logs_and_stops_it(
 
     code, out, _ = cli(capsys, "deployments", "stop", deployment.id)
     assert code == 0 and "Stopped" in out
-    assert seldon_servers(str(home)) == []
+    assert seldon_servers(str(home.parent)) == []
     with pytest.raises(urllib.error.URLError):
         predict(url, rows)
     # Stopping it again: a clear message, exit code 2, no traceback.
@@ -85,6 +85,27 @@ def test_pipeline_serves_the_model_and_cli_lists_logs_and_stops_it(
     assert code == 2
     assert f"Deployment {deployment.id} ('iris', seldon) is not running" in err
     assert "Traceback" not in err
+
+    # The deploy step is never served from the cache: a second run starts a new server.
+    again = run_pipeline(sp.serve_iris)
+    assert again.steps["train"].status == "cached"
+    assert again.steps["seldon_deploy"].status == "completed"
+    second = SeldonModelDeployer().get(
+        load_run(again.run_id).steps["seldon_deploy"].metadata["deployment_id"]
+    )
+    assert second.status == "running" and second.id != deployment.id
+    assert predict(second.url, rows)["data"]["ndarray"] == model.predict(rows).tolist()
+    assert SeldonModelDeployer().stop(second.id).status == "stopped"
+    assert seldon_servers(str(home.parent)) == []
+
+
+def test_a_model_below_the_bar_is_not_deployed(home: Path) -> None:
+    run = run_pipeline(sp.serve_iris, {"bar": 1.01})
+    assert run.status == "stopped"
+    assert run.steps["evaluate"].status == "stopped"
+    assert run.steps["seldon_deploy"].status == "skipped"
+    assert SeldonModelDeployer().list() == []
+    assert seldon_servers(str(home.parent)) == []
 
 
 def test_predict_proba_from_an_artifact_record_and_a_gone_server(
@@ -107,7 +128,7 @@ def test_predict_proba_from_an_artifact_record_and_a_gone_server(
     while deployer.get(deployment.id).status == "running" and time.monotonic() < deadline:
         time.sleep(0.1)
     assert deployer.get(deployment.id).status == "exited"
-    assert seldon_servers(str(home)) == []
+    assert seldon_servers(str(home.parent)) == []
     with pytest.raises(DeploymentGoneError, match=re.escape("its status is 'exited'")):
         deployer.stop(deployment.id)
     code, _, err = cli(capsys, "deployments", "stop", deployment.id)
@@ -120,7 +141,7 @@ def test_a_model_type_seldon_cannot_serve(home: Path) -> None:
     ):
         run_pipeline(sp.serve_a_dict)
     assert SeldonModelDeployer().list() == []
-    assert seldon_servers(str(home)) == []
+    assert seldon_servers(str(home.parent)) == []
 
 
 def test_port_in_use(home: Path) -> None:
@@ -133,7 +154,7 @@ def test_port_in_use(home: Path) -> None:
         with pytest.raises(BridgeError, match=re.escape(f"Port {port} on 127.0.0.1 is in use")):
             SeldonModelDeployer().deploy(record, "iris", {"port": port})
     assert SeldonModelDeployer().list() == []
-    assert seldon_servers(str(home)) == []
+    assert seldon_servers(str(home.parent)) == []
 
 
 def test_never_healthy_times_out_with_the_log_tail(home: Path) -> None:
@@ -146,7 +167,7 @@ def test_never_healthy_times_out_with_the_log_tail(home: Path) -> None:
     assert "did not become healthy within 0.3 s" in message
     assert "Its log (" in message and "server.log) ends with:" in message
     assert SeldonModelDeployer().list() == []
-    assert seldon_servers(str(home)) == []
+    assert seldon_servers(str(home.parent)) == []
 
 
 def test_a_tampered_model_is_refused_before_unpickling(home: Path) -> None:
@@ -160,4 +181,4 @@ def test_a_tampered_model_is_refused_before_unpickling(home: Path) -> None:
     message = str(info.value)
     assert "exited with code 1 before it became healthy" in message
     assert "content hash" in message or "corrupt" in message.lower()
-    assert seldon_servers(str(home)) == []
+    assert seldon_servers(str(home.parent)) == []
