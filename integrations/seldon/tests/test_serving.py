@@ -157,15 +157,18 @@ def test_port_in_use(home: Path) -> None:
     assert seldon_servers(str(home.parent)) == []
 
 
-def test_never_healthy_times_out_with_the_log_tail(home: Path) -> None:
-    run = run_pipeline(sp.manifest_iris)
-    record = run.steps["train"].outputs["model"]
-    # seldon-core takes seconds to import: 0.3 s is too short to ever answer.
+def test_never_healthy_times_out_with_the_log_tail(home: Path, tmp_path: Path) -> None:
+    # A model file that is a FIFO nobody writes: the server blocks reading it, never listens.
+    folder = tmp_path / "stuck-model"
+    folder.mkdir()
+    os.mkfifo(folder / "model.joblib")
+    artifact = {"id": None, "uri": str(folder), "sha256": "", "materializer": "sklearn.joblib"}
     with pytest.raises(BridgeError) as info:
-        SeldonModelDeployer(timeout=0.3).deploy(record, "iris", {})
+        SeldonModelDeployer(timeout=3).deploy(artifact, "stuck", {})
     message = str(info.value)
-    assert "did not become healthy within 0.3 s" in message
-    assert "Its log (" in message and "server.log) ends with:" in message
+    assert "The seldon server for 'stuck' did not become healthy within 3 s" in message
+    assert "it was stopped. Its log (" in message and "server.log) ends with:" in message
+    assert "raise the timeout" in message
     assert SeldonModelDeployer().list() == []
     assert seldon_servers(str(home.parent)) == []
 
