@@ -145,6 +145,9 @@ def _broken(path: str, value: object) -> dict:
         ("spec.predictors.0.graph.name", None, "spec.predictors[0].graph.name is required"),
         ("spec.predictors.0.graph.type", "PREDICTOR", "graph.type 'PREDICTOR' is not one of"),
         ("spec.predictors.0.graph.endpoint", {"type": "HTTP"}, "must be REST or GRPC"),
+        ("spec.predictors.0.graph.endpoint", "REST", "graph.endpoint must be a mapping"),
+        ("spec.predictors.0.graph.children", ["x"], "graph.children[0] must be a mapping"),
+        ("spec.predictors.0.componentSpecs.0.spec", "pod", "spec.containers must list"),
         (
             "spec.predictors.0.graph.parameters",
             [{"name": "n", "value": 3, "type": "INTEGER"}],

@@ -295,7 +295,8 @@ def _containers(problems: list[str], where: str, specs: Any) -> dict[str, Mappin
         problems.append(f"{where}.componentSpecs must be a list")
         return found
     for j, spec in enumerate(specs):
-        containers = spec.get("spec", {}).get("containers") if isinstance(spec, Mapping) else None
+        pod = spec.get("spec") if isinstance(spec, Mapping) else None
+        containers = pod.get("containers") if isinstance(pod, Mapping) else None
         if not isinstance(containers, list) or not containers:
             problems.append(f"{where}.componentSpecs[{j}].spec.containers must list containers")
             continue
@@ -323,7 +324,9 @@ def _check_unit(
     if "type" in unit and unit["type"] not in UNIT_TYPES:
         problems.append(f"{where}.type {unit['type']!r} is not one of {', '.join(UNIT_TYPES)}")
     endpoint = unit.get("endpoint")
-    if endpoint is not None and endpoint.get("type", "REST") not in ENDPOINT_TYPES:
+    if endpoint is not None and not isinstance(endpoint, Mapping):
+        problems.append(f"{where}.endpoint must be a mapping")
+    elif endpoint is not None and endpoint.get("type", "REST") not in ENDPOINT_TYPES:
         problems.append(f"{where}.endpoint.type must be REST or GRPC")
     for p, param in enumerate(unit.get("parameters", []) or []):
         for key in ("name", "value", "type"):
@@ -348,7 +351,10 @@ def _check_unit(
     elif str(implementation).endswith("_SERVER") and not unit.get("modelUri"):
         problems.append(f"{where}.modelUri is required for the prepackaged {implementation}")
     for c, child in enumerate(unit.get("children", []) or []):
-        _check_unit(problems, f"{where}.children[{c}]", child, containers)
+        if isinstance(child, Mapping):
+            _check_unit(problems, f"{where}.children[{c}]", child, containers)
+        else:
+            problems.append(f"{where}.children[{c}] must be a mapping")
 
 
 def _check_name(problems: list[str], where: str, value: Any) -> None:
