@@ -42,9 +42,9 @@ def check_servable(model: Any, method: str = "predict") -> None:
         raise BridgeError(
             f"Seldon cannot serve a model of type {kind}: the Seldon steps serve scikit-learn "
             "estimators (SKLEARN_SERVER in a cluster, seldon-core's Python wrapper locally). "
-            "Return a scikit-learn estimator from the training step, or serve this model from "
-            "your own image with seldon_manifest(model, image=..., implementation='custom') and "
-            "a Seldon Python class of your own."
+            "Return a scikit-learn estimator from the training step; another kind of model "
+            "needs an image with a Seldon Python class of its own and a SeldonDeployment "
+            "written for that image (an MLflow model: implementation='MLFLOW_SERVER')."
         )
     if not callable(getattr(model, method, None)):
         raise BridgeError(
