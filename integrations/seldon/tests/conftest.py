@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,25 +12,17 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))  # seldon_pipelines, importable by step code
+# The shared process-table check of the core tests (tests/process_table.py).
+sys.path.insert(0, str(Path(__file__).parents[3] / "tests"))
+
+from process_table import processes_matching
 
 SERVER_MODULE = "zenml_bridge_seldon.serve"
 
 
 def seldon_servers(marker: str) -> list[tuple[int, int, str]]:
     """(pid, pgid, args) of live Seldon server processes whose command line has ``marker``."""
-    out = subprocess.run(
-        ["ps", "-e", "-ww", "-o", "pid=,pgid=,stat=,args="],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    found = []
-    for line in out.splitlines():
-        parts = line.split(None, 3)
-        alive = len(parts) == 4 and parts[2][0] != "Z"
-        if alive and SERVER_MODULE in parts[3] and marker in parts[3]:
-            found.append((int(parts[0]), int(parts[1]), parts[3]))
-    return found
+    return processes_matching(SERVER_MODULE, marker)
 
 
 def write_stack(project: Path, **components: dict) -> None:
