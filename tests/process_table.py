@@ -17,6 +17,15 @@ def group_processes(pgid: int) -> list[str]:
     return [" ".join(r) for r in rows if len(r) >= 3 and r[1] == str(pgid) and r[2][0] != "Z"]
 
 
+def live_pids(pids: list[int] | set[int]) -> list[int]:
+    """Those of ``pids`` that ``ps`` still shows as live (non-zombie) processes."""
+    out = subprocess.run(
+        ["ps", "-e", "-o", "pid=,stat="], capture_output=True, text=True, check=True
+    ).stdout
+    live = {int(p) for p, stat in (line.split() for line in out.splitlines()) if stat[0] != "Z"}
+    return sorted(set(pids) & live)
+
+
 def processes_matching(*needles: str) -> list[tuple[int, int, str]]:
     """Live (non-zombie) processes whose full command line holds every one of ``needles``:
     ``(pid, pgid, args)`` each. Finds a server whose group id a test never learned (a deploy

@@ -48,6 +48,7 @@ __all__ = [
     "free_port",
     "group_alive",
     "log_tail",
+    "process_tree",
     "start_server",
     "stop_group",
 ]
@@ -163,9 +164,13 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
-def _members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes of group ``pgid`` from /proc; [] when /proc is absent."""
-    found = []
+#: States of /proc/PID/stat that are not a running process (zombie, dead).
+_GONE_STATES = ("Z", "X", "x")
+
+
+def _proc_table() -> dict[int, tuple[int, int, str]]:
+    """pid -> (parent pid, process group, start ticks) of every live process, from /proc."""
+    table: dict[int, tuple[int, int, str]] = {}
     with contextlib.suppress(OSError):
         for entry in os.listdir("/proc"):
             if not entry.isdigit():
@@ -175,24 +180,60 @@ def _members(pgid: int) -> list[int]:
                     fields = handle.read().rsplit(")", 1)[-1].split()
             except OSError:
                 continue
-            if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
-                found.append(int(entry))
-    return found
+            if len(fields) > 19 and fields[0] not in _GONE_STATES:
+                table[int(entry)] = (int(fields[1]), int(fields[2]), fields[19])
+    return table
 
 
-def group_alive(pgid: int, start_ticks: str | None = None) -> bool:
-    """Whether process group ``pgid`` still has a live (non-zombie) process.
+def _members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of group ``pgid``; [] when /proc is absent."""
+    return [pid for pid, (_, group, _) in _proc_table().items() if group == pgid]
+
+
+def process_tree(pgid: int) -> dict[str, str]:
+    """The live processes of group ``pgid`` and all their descendants, in any group.
+
+    Servers' workers may start their own session (BentoML's do): a signal to the group does
+    not reach them, and if the parent dies they live on. Recorded in a deployment's handle
+    (``"tree"``: pid -> start ticks) and stopped with the group.
+    """
+    table = _proc_table()
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _, _) in table.items():
+        children.setdefault(parent, []).append(pid)
+    found = [pid for pid, (_, group, _) in table.items() if group == pgid]
+    seen = set(found)
+    while found:
+        for child in children.get(found.pop(), []):
+            if child not in seen:
+                seen.add(child)
+                found.append(child)
+    return {str(pid): table[pid][2] for pid in sorted(seen)}
+
+
+def _alive(recorded: Mapping[str, str] | None) -> list[int]:
+    """The pids of ``recorded`` (pid -> start ticks) still running as the same processes."""
+    if not recorded:
+        return []
+    table = _proc_table()
+    return [
+        int(p) for p, ticks in recorded.items() if int(p) in table and table[int(p)][2] == ticks
+    ]
+
+
+def group_alive(
+    pgid: int, start_ticks: str | None = None, tree: Mapping[str, str] | None = None
+) -> bool:
+    """Whether process group ``pgid`` (or a recorded descendant, ``tree``) still runs.
 
     With ``start_ticks`` (from the handle), a group whose leader is another process than the
     one started (the id was reused) counts as gone.
     """
     _reap(pgid)
     if os.path.isdir("/proc"):
-        if start_ticks is not None:
-            leader = _start_ticks(pgid)
-            if leader is not None and leader != start_ticks:
-                return False
-        return bool(_members(pgid))
+        if _alive(tree):
+            return True
+        return _own_group(pgid, start_ticks) and bool(_members(pgid))
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
@@ -202,14 +243,69 @@ def group_alive(pgid: int, start_ticks: str | None = None) -> bool:
     return True
 
 
-def stop_group(pgid: int, timeout: float = 10.0, start_ticks: str | None = None) -> bool:
-    """Stop every process of group ``pgid``: SIGTERM, then SIGKILL after ``timeout`` seconds.
+def _own_group(pgid: int, start_ticks: str | None) -> bool:
+    """False when the group's leader is a newer process that reused the id."""
+    if start_ticks is None:
+        return True
+    leader = _start_ticks(pgid)
+    return leader is None or leader == start_ticks
+
+
+def _signal(pgid: int, pids: Sequence[int], sig: int) -> None:
+    """Send ``sig`` to group ``pgid`` (none when 0: never our own group) and to ``pids``."""
+    if pgid > 0:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, sig)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+
+
+def stop_group(
+    pgid: int,
+    timeout: float = 10.0,
+    start_ticks: str | None = None,
+    tree: Mapping[str, str] | None = None,
+) -> bool:
+    """Stop group ``pgid`` and every descendant of it: SIGTERM, SIGKILL after ``timeout`` s.
+
+    The group gets SIGTERM first, so that a server shuts its workers down itself; descendants
+    in other groups (``tree``, and those found now) get it directly when the group is gone.
 
     Returns:
-        True when the group was running and is now gone, False when it was already gone.
+        True when something was running and is now gone, False when all was already gone.
     """
-    if not group_alive(pgid, start_ticks):
+    if not group_alive(pgid, start_ticks, tree):
         return False
+    if not os.path.isdir("/proc"):
+        return _stop_without_proc(pgid, timeout)
+    own = _own_group(pgid, start_ticks)
+    targets = {**(process_tree(pgid) if own else {}), **dict(tree or {})}
+    group = pgid if own else 0
+    termed: set[int] = set()
+    if group and _members(pgid):
+        _signal(group, [], signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _reap(pgid)
+        left = _alive(targets)
+        if not left and not (group and _members(pgid)):
+            return True
+        if not (group and _members(pgid)):
+            # The group is gone (or was never ours): its orphaned workers get SIGTERM directly.
+            orphans = [pid for pid in left if pid not in termed]
+            _signal(0, orphans, signal.SIGTERM)
+            termed.update(orphans)
+        time.sleep(0.05)
+    _signal(group, _alive(targets), signal.SIGKILL)
+    deadline = time.monotonic() + 5.0
+    while (_alive(targets) or (group and _members(pgid))) and time.monotonic() < deadline:
+        _reap(pgid)
+        time.sleep(0.05)
+    return True
+
+
+def _stop_without_proc(pgid: int, timeout: float) -> bool:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
@@ -219,9 +315,6 @@ def stop_group(pgid: int, timeout: float = 10.0, start_ticks: str | None = None)
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGKILL)
-    deadline = time.monotonic() + 5.0
-    while group_alive(pgid) and time.monotonic() < deadline:
-        time.sleep(0.05)
     return True
 
 
@@ -493,7 +586,8 @@ class ModelDeployer(StackComponent):
         pgid = deployment.handle.get("pgid")
         if pgid is None or not _on_this_host(deployment):
             return True  # not a process of this machine: this class cannot tell
-        return group_alive(int(pgid), deployment.handle.get("start_ticks"))
+        handle = deployment.handle
+        return group_alive(int(pgid), handle.get("start_ticks"), handle.get("tree"))
 
     def stop_handle(self, deployment: Deployment) -> bool:
         """Stop the service; False when it was already gone."""
@@ -509,7 +603,8 @@ class ModelDeployer(StackComponent):
                 f"on this one ('{socket.gethostname()}'). Run `zenml-bridge deployments stop "
                 f"{deployment.id}` there."
             )
-        return stop_group(int(pgid), start_ticks=deployment.handle.get("start_ticks"))
+        handle = deployment.handle
+        return stop_group(int(pgid), start_ticks=handle.get("start_ticks"), tree=handle.get("tree"))
 
     def read_logs(self, deployment: Deployment, lines: int) -> str:
         path = deployment.log_path
@@ -552,9 +647,12 @@ class ModelDeployer(StackComponent):
             port=port if port is not None else self.config.get("port"),
             what=f"{self.flavor} server for '{name}'",
         )
+        # Workers in their own sessions too (pid -> start ticks), see process_tree().
+        tree = process_tree(pgid)
         handle = {
             "pgid": pgid,
             "start_ticks": _start_ticks(pgid),
+            "tree": tree,
             "port": port,
             "log_path": str(log_path),
             "host": socket.gethostname(),
@@ -570,7 +668,7 @@ class ModelDeployer(StackComponent):
                 config=config,
             )
         except BaseException:
-            stop_group(pgid)  # never a server without a record
+            stop_group(pgid, tree=tree)  # never a server without a record
             raise
 
 

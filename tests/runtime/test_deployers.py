@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
-from process_table import group_processes
+from process_table import group_processes, live_pids
 
 from zenml_bridge.cli.main import main
 from zenml_bridge.deployers import (
@@ -240,3 +240,48 @@ def test_deployment_of_another_host_is_not_touched(
     assert "runs on host 'build-box-7', not on this one" in capsys.readouterr().err
     assert main(["deployments", "logs", "d-elsewhere"]) == 2
     assert "Logs live on the machine that started the server" in capsys.readouterr().err
+
+
+#: A server with a worker in its own session (like BentoML's): out of reach of the group signal.
+ESCAPING = [
+    "sh",
+    "-c",
+    f"setsid sleep 301 & exec {sys.executable} -m http.server {{port}} --bind 127.0.0.1",
+]
+
+
+class EscapingDeployer(ModelDeployer):
+    flavor = "escaping-test"
+
+    def deploy(self, artifact, name, config=None):  # type: ignore[no-untyped-def]
+        return self.serve_local(ESCAPING, name=name, health_path="/", artifact_id=artifact)
+
+
+def test_workers_in_their_own_session_are_stopped_too(
+    stores_env: dict[str, str], groups: list[int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = MetadataStore(stores_env["ZENML_BRIDGE_METADATA_URL"])
+    deployer = EscapingDeployer(store=store)
+    first = deployer.deploy(None, "a")
+    groups.append(first.handle["pgid"])
+    tree = {int(p) for p in first.handle["tree"]}
+    assert len(tree) == 2 and first.handle["pgid"] in tree  # the server and its setsid worker
+    (worker,) = tree - {first.handle["pgid"]}
+    assert os.getpgid(worker) != first.handle["pgid"]
+    try:
+        assert main(["deployments", "stop", first.id]) == 0
+        assert live_pids(tree) == []
+
+        # The server crashes (SIGKILL): its worker lives on, so the deployment still runs, and
+        # a stop ends the orphan.
+        second = deployer.deploy(None, "b")
+        groups.append(second.handle["pgid"])
+        tree = {int(p) for p in second.handle["tree"]}
+        os.kill(second.handle["pgid"], 9)
+        assert [d.status for d in deployer.list() if d.id == second.id] == ["running"]
+        assert main(["deployments", "stop", second.id]) == 0
+        assert f"Stopped deployment {second.id}" in capsys.readouterr().out
+        assert live_pids(tree) == []
+    finally:
+        for pid in live_pids(tree):
+            os.kill(pid, 9)

@@ -31,6 +31,11 @@ PLUGIN = textwrap.dedent(
             return share <= float(self.config.get("max_share", 0.5))
 
 
+    class LaptopValidator(DataValidator):
+        flavor = "laptop"
+        local_only = True
+
+
     class OldStyleTracker(ExperimentTracker):
         flavor = "oldstyle"
 
@@ -51,6 +56,16 @@ PLUGIN = textwrap.dedent(
 
 
     @step
+    def show_config() -> dict:
+        return dict(get_step_context().component("data_validator").config)
+
+
+    @pipeline
+    def configured() -> None:
+        show_config()
+
+
+    @step
     def tracked() -> str:
         return type(get_step_context().component("experiment_tracker")).__name__
 
@@ -67,10 +82,9 @@ PLUGIN = textwrap.dedent(
 )
 
 
-@pytest.fixture
-def flavors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A real installed distribution registering flavors in the new and the old group."""
-    site = tmp_path / "site"
+def install_flavors(site: Path) -> Path:
+    """A real installed distribution (module + .dist-info) in ``site``, registering flavors
+    in the new and the old group and a settings block."""
     dist = site / "zb_test_flavors-0.1.dist-info"
     dist.mkdir(parents=True)
     (site / "zb_test_flavors.py").write_text(PLUGIN)
@@ -78,11 +92,18 @@ def flavors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (dist / "entry_points.txt").write_text(
         "[zenml_bridge.flavors]\n"
         "data_validator.threshold = zb_test_flavors:ThresholdValidator\n"
+        "data_validator.laptop = zb_test_flavors:LaptopValidator\n"
         "[zenml_bridge.experiment_trackers]\n"
         "oldstyle = zb_test_flavors:OldStyleTracker\n"
         "[zenml_bridge.settings]\n"
         "gate = zb_test_flavors:GateSettings\n"
     )
+    return site
+
+
+@pytest.fixture
+def flavors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    site = install_flavors(tmp_path / "site")
     monkeypatch.syspath_prepend(str(site))
     return site
 

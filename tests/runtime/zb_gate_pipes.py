@@ -3,17 +3,11 @@ name in entrypoint subprocesses too. Steps append their name to $ZB_TEST_CALLS w
 
 from __future__ import annotations
 
-import os
 from typing import Annotated
 
+from zb_pipes import _called
+
 from zenml_bridge import HTML, StopPipeline, pipeline, step
-
-
-def _called(name: str) -> None:
-    path = os.environ.get("ZB_TEST_CALLS")
-    if path:
-        with open(path, "a") as handle:
-            handle.write(name + "\n")
 
 
 @step

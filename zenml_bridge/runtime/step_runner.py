@@ -226,52 +226,6 @@ def stop_outputs(step: ir.Step, given: Any) -> list[tuple[ir.OutputSpec, Any]]:
     return list(zip(step.outputs, _split_outputs(step, given)))
 
 
-def _record_stop(
-    stack: Stack,
-    run_info: RunInfo | None,
-    step: ir.Step,
-    run_id: str,
-    key: str,
-    consumed: list[tuple[str, str]],
-    parameters: Mapping[str, Any],
-    attempt: int,
-    started: float,
-    clock: float,
-    stop: StopPipeline,
-    outputs: dict[str, OutputInfo],
-    new_artifacts: list[dict[str, Any]],
-    context: StepContext,
-) -> StepResult:
-    """Record a step that stopped the pipeline: its outputs, no cache entry, the reason."""
-    stack.metadata.record_step(
-        run_id=run_id,
-        step=step.name,
-        status="stopped",
-        outputs=outputs,
-        new_artifacts=new_artifacts,
-        consumed=consumed,
-        cache_key=key,
-        write_cache=False,
-        parameters=parameters,
-        metadata=context.metadata,
-        metrics=context.metrics,
-        error=stop.reason,
-        attempt=attempt,
-        started_at=started,
-        ended_at=time.time(),
-    )
-    result = StepResult(
-        name=step.name,
-        status="stopped",
-        outputs=outputs,
-        duration_s=time.perf_counter() - clock,
-        cache_key=key,
-        attempt=attempt,
-        reason=stop.reason,
-    )
-    return _tracked(stack, run_info, step, parameters, result, context, run_id, started)
-
-
 def stop_reason(step: str, reason: str | None) -> str:
     """The run's reason when a step stopped it."""
     return f"step '{step}' stopped the pipeline: {reason or 'no reason given'}"
@@ -405,6 +359,7 @@ def run_step(
     )
     outputs: dict[str, OutputInfo] = {}
     new_artifacts: list[dict[str, Any]] = []
+    pages: dict[str, dict[str, int]] = {}  # artifact id -> visualization name -> size
     tracker_failed = _track_start(
         stack, run_info, step, run_id, key, consumed, parameters, attempt, started, clock,
         will_retry,
@@ -434,14 +389,14 @@ def run_step(
                 explicit=spec.materializer,
                 what=f"output '{spec.name}' of step '{step.name}'",
             )
+            art = artifact_id(run_id, step.name, spec.name)
             uri, sha, size = stack.artifacts.write(
                 pipeline.name,
                 run_id,
                 step.name,
                 spec.name,
-                functools.partial(_save, materializer, value),
+                functools.partial(_save, materializer, value, pages.setdefault(art, {})),
             )
-            art = artifact_id(run_id, step.name, spec.name)
             version = str(materializer.version)
             value_type = f"{type(value).__module__}.{type(value).__qualname__}"
             outputs[spec.name] = {
@@ -484,38 +439,40 @@ def run_step(
         )  # fmt: skip
         _track_end_quietly(stack, run_info, step, parameters, result)
         return result
-    if stop is not None:
-        return _record_stop(
-            stack, run_info, step, run_id, key, consumed, parameters, attempt, started, clock,
-            stop, outputs, new_artifacts, context,
-        )  # fmt: skip
-    hook_error = _call_hook_in(context, step, "on_success", None)
-    if hook_error:
-        context.metadata["hook_error"] = hook_error
+    if stop is None:
+        hook_error = _call_hook_in(context, step, "on_success", None)
+        if hook_error:
+            context.metadata["hook_error"] = hook_error
+    # A stopped step (StopPipeline) keeps the outputs it gave but is no cache entry: a later
+    # run executes the gate again. No hook is called for it.
+    status = "completed" if stop is None else "stopped"
     store.record_step(
         run_id=run_id,
         step=step.name,
-        status="completed",
+        status=status,
         outputs=outputs,
         new_artifacts=new_artifacts,
         consumed=consumed,
         cache_key=key,
-        write_cache=step.cache,
+        write_cache=step.cache and stop is None,
         cache_outputs=_cache_entry(outputs, context),
         parameters=parameters,
         metadata=context.metadata,
         metrics=context.metrics,
+        error=stop.reason if stop is not None else None,
         attempt=attempt,
         started_at=started,
         ended_at=time.time(),
     )
+    _record_pages(store, pages)
     result = StepResult(
         name=step.name,
-        status="completed",
+        status=status,
         outputs=outputs,
         duration_s=time.perf_counter() - clock,
         cache_key=key,
         attempt=attempt,
+        reason=stop.reason if stop is not None else None,
     )
     return _tracked(stack, run_info, step, parameters, result, context, run_id, started)
 
@@ -558,13 +515,23 @@ def _tracked(
     return result
 
 
-def _save(materializer: Any, value: Any, folder: str, fs: Any) -> None:
+def _record_pages(store: Any, pages: Mapping[str, Mapping[str, int]]) -> None:
+    """Record the visualizations of the step's new artifacts (after the step's record)."""
+    if not any(pages.values()):
+        return
+    from zenml_bridge.stores import visualizations
+
+    for art, names in pages.items():
+        visualizations.record(store, art, names)
+
+
+def _save(materializer: Any, value: Any, pages: dict[str, int], folder: str, fs: Any) -> None:
     from zenml_bridge.materializers import visualizations
 
     try:
         materializer.save(value, folder, fs)
         # Before the store hashes the folder: the reports are part of the artifact's content.
-        visualizations.write(materializer, value, folder, fs)
+        pages.update(visualizations.write(materializer, value, folder, fs))
     except OSError as exc:  # a full disk is the user's to fix: a message, not a traceback
         where = f"an artifact into {folder.rpartition('/')[0] or folder}"
         error = disk_full_error(exc, where, "ZENML_BRIDGE_ARTIFACT_ROOT")

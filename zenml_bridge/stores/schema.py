@@ -72,6 +72,10 @@ def tables(prefix: str = "zb_", backend: str = "sqlite") -> Tables:
     LongText = _long_text(backend)
     Double = _double()
     p = prefix
+    # Schema 5: visualizations of artifacts (stores/visualizations.py defines the table on md).
+    from zenml_bridge.stores.visualizations import define_table
+
+    define_table(md, p)
     return Tables(
         metadata=md,
         schema_version=sa.Table(
@@ -228,6 +232,12 @@ def _v3(conn: sa.Connection, t: Tables) -> None:
             index.create(conn)
 
 
+def _v5(conn: sa.Connection, t: Tables) -> None:
+    from zenml_bridge.stores.visualizations import migrate_v5
+
+    migrate_v5(conn, t)
+
+
 def _v6(conn: sa.Connection, t: Tables) -> None:
     from zenml_bridge.stores.deployments import deployments_table
 
@@ -239,10 +249,9 @@ MIGRATIONS: dict[int, Callable[[sa.Connection, Tables], None]] = {
     1: _v1,
     2: _v2,
     3: _v3,
-    # 4 (run metrics/metadata, branch `stack`) and 5 (visualizations, branch `gates`): placeholders
-    # here, replaced by their real migrations at merge.
+    # 4 (run metrics/metadata) belongs to branch `stack`: a placeholder until it merges.
     4: lambda conn, t: None,
-    5: lambda conn, t: None,
+    5: _v5,
     6: _v6,
 }
 

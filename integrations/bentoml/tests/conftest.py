@@ -17,22 +17,22 @@ os.environ["BENTOML_DO_NOT_TRACK"] = "True"
 sys.path.insert(0, str(Path(__file__).parent))
 # The shared process-table check of the core tests (tests/process_table.py).
 sys.path.insert(0, str(Path(__file__).parents[3] / "tests"))
-from process_table import group_processes
+from process_table import live_pids
 
 
-def stop_all(store_url: str) -> list[int]:
-    """Stop every deployment recorded in a store; returns their process groups."""
+def stop_all(store_url: str) -> set[int]:
+    """Stop every deployment recorded in a store; returns all their processes (recorded tree)."""
     from zenml_bridge.deployers import stop_group
     from zenml_bridge.stores.deployments import DeploymentRecords
     from zenml_bridge.stores.metadata import MetadataStore
 
-    groups = []
+    pids: set[int] = set()
     for row in DeploymentRecords(MetadataStore(store_url)).list():
-        pgid = row["handle"].get("pgid")
-        if pgid:
-            stop_group(int(pgid), timeout=5)
-            groups.append(int(pgid))
-    return groups
+        handle = row["handle"]
+        if handle.get("pgid"):
+            stop_group(int(handle["pgid"]), timeout=5, tree=handle.get("tree"))
+            pids.update(int(p) for p in handle.get("tree") or {})
+    return pids
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +55,5 @@ def project() -> Iterator[dict[str, str]]:
         try:
             yield env
         finally:
-            groups = stop_all(env["ZENML_BRIDGE_METADATA_URL"])
-            left = {g: group_processes(g) for g in groups if group_processes(g)}
-            assert not left, f"servers left running: {left}"
+            left = live_pids(stop_all(env["ZENML_BRIDGE_METADATA_URL"]))
+            assert not left, f"server processes left running: {left}"

@@ -5,7 +5,9 @@ the deployment's records, stop and logs, bad input, and a StopPipeline gate."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import socket
 import urllib.error
 import urllib.request
@@ -13,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from process_table import group_processes
+from process_table import group_processes, live_pids
 from zenml_bridge.cli.main import main
 from zenml_bridge.components import component_class
 from zenml_bridge.config import RunConfig
@@ -91,6 +93,11 @@ def test_deployment_records_run_model_artifact_and_bento(served: dict[str, Any])
     assert recorded.steps["bento_build"].metadata["bento_tag"] == tag
     assert recorded.steps["bentoml_deploy"].metadata["deployment_id"] == deployment.id
     assert group_processes(deployment.handle["pgid"])  # the server is running
+    # BentoML's worker runs in its own session: recorded with the server, stopped with it.
+    assert len(deployment.handle["tree"]) >= 2
+    assert set(live_pids({int(p) for p in deployment.handle["tree"]})) == {
+        int(p) for p in deployment.handle["tree"]
+    }
 
 
 def test_deployments_cli_lists_and_reads_logs(
@@ -124,6 +131,24 @@ def test_port_in_use_and_never_ready_leave_nothing_running(served: dict[str, Any
     assert "bentoml server for 'iris-slow' did not become healthy within 0.5 s" in message
     assert "Its log (" in message
     assert {d.id for d in deployer.list()} == before  # nothing half-recorded
+
+
+def test_crashed_server_leaves_no_worker_behind(served: dict[str, Any]) -> None:
+    """SIGKILL of ``bentoml serve`` itself (a crash): its worker, in its own session, is
+    recorded with the deployment and ended by the stop (or had already ended)."""
+    deployer: BentoMLModelDeployer = served["deployer"]
+    deployment = deployer.deploy(served["deployment"].config["bento"], "iris-crash")
+    tree = {int(p) for p in deployment.handle["tree"]}
+    try:
+        os.kill(deployment.handle["pgid"], signal.SIGKILL)
+        try:
+            assert deployer.stop(deployment.id).status == "stopped"
+        except DeploymentGoneError:  # the worker noticed and exited by itself
+            pass
+        assert live_pids(tree) == []
+    finally:
+        for pid in live_pids(tree):
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_unknown_bento_is_a_clear_error(served: dict[str, Any]) -> None:
@@ -174,7 +199,8 @@ def test_users_service_serves_a_model_the_default_cannot(
     (deployment,) = [d for d in deployer.list() if d.url == url]
     assert deployment.artifact_id == run.steps["scaler"].outputs["output"].artifact_id
     stopped = deployer.stop(deployment.id)
-    assert stopped.status == "stopped" and group_processes(deployment.handle["pgid"]) == []
+    assert stopped.status == "stopped"
+    assert live_pids({int(p) for p in deployment.handle["tree"]}) == []
 
 
 def test_service_argument_errors(project: dict[str, str], tmp_path: Path) -> None:
@@ -208,6 +234,7 @@ def test_stop_then_stop_again(served: dict[str, Any], capsys: pytest.CaptureFixt
     assert main(["deployments", "stop", deployment.id[:7]]) == 0
     assert f"Stopped deployment {deployment.id}" in capsys.readouterr().out
     assert group_processes(deployment.handle["pgid"]) == []
+    assert live_pids({int(p) for p in deployment.handle["tree"]}) == []
     with pytest.raises(urllib.error.URLError):
         post(deployment.url, {"data": [[5.1, 3.5, 1.4, 0.2]]})
     with pytest.raises(DeploymentGoneError, match="its status is 'stopped'"):
@@ -215,3 +242,23 @@ def test_stop_then_stop_again(served: dict[str, Any], capsys: pytest.CaptureFixt
     assert main(["deployments", "stop", deployment.id]) == 2
     err = capsys.readouterr().err
     assert "is not running: its status is 'stopped'" in err and "Traceback" not in err
+
+
+def test_compile_for_airflow_refuses_the_local_only_deployer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["init", "."]) == 0
+    config_file = tmp_path / ".zenml_bridge" / "config.yaml"
+    config_data = json.loads(config_file.read_text())  # init writes JSON, a subset of YAML
+    config_data["stacks"]["default"]["components"] = {"model_deployer": {"flavor": "bentoml"}}
+    config_file.write_text(json.dumps(config_data))
+    (tmp_path / "pipe.py").write_text(
+        "from zenml_bridge import pipeline, step\n\n\n@step\ndef one() -> int:\n    return 1\n\n\n"
+        "@pipeline\ndef p() -> None:\n    one()\n"
+    )
+    capsys.readouterr()
+    assert main(["compile", "pipe.py:p", "--target", "airflow", "--out", "dags"]) == 2
+    err = capsys.readouterr().err
+    assert "the model_deployer flavor 'bentoml' works only on this machine (local_only)" in err
+    assert not (tmp_path / "dags").exists() or not any((tmp_path / "dags").iterdir())
