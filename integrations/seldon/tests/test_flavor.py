@@ -28,3 +28,20 @@ def test_a_stack_without_a_model_deployer(home: Path) -> None:
     with pytest.raises(BridgeError, match=re.escape("has no model_deployer component")):
         run_pipeline(sp.serve_iris)
     assert seldon_servers(str(home.parent)) == []
+
+
+def test_airflow_compile_refuses_the_local_only_deployer(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """(Kubeflow refuses it the same way; kfp does not install beside seldon-core.)"""
+    from zenml_bridge.cli.main import main
+
+    dags = home.parent / "dags"
+    code = main(
+        ["compile", "seldon_pipelines:serve_iris", "--target", "airflow", "--out", str(dags)]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "the model_deployer flavor 'seldon' works only on this machine (local_only)" in err
+    assert "Traceback" not in err
+    assert not dags.exists() or not any(dags.iterdir())
