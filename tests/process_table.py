@@ -24,3 +24,21 @@ def live_pids(pids: list[int] | set[int]) -> list[int]:
     ).stdout
     live = {int(p) for p, stat in (line.split() for line in out.splitlines()) if stat[0] != "Z"}
     return sorted(set(pids) & live)
+
+
+def processes_matching(*needles: str) -> list[tuple[int, int, str]]:
+    """Live (non-zombie) processes whose full command line holds every one of ``needles``:
+    ``(pid, pgid, args)`` each. Finds a server whose group id a test never learned (a deploy
+    that failed half-way)."""
+    out = subprocess.run(
+        ["ps", "-e", "-ww", "-o", "pid=,pgid=,stat=,args="],  # -ww: never cut the command line
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    found = []
+    for line in out.splitlines():
+        parts = line.split(None, 3)
+        if len(parts) == 4 and parts[2][0] != "Z" and all(n in parts[3] for n in needles):
+            found.append((int(parts[0]), int(parts[1]), parts[3]))
+    return found

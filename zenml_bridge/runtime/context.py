@@ -125,8 +125,33 @@ class StepContext:
             )
         self.metrics[str(key)] = number
 
+    def input_artifact(self, name: str) -> Mapping[str, Any]:
+        """The artifact a step input was loaded from: ``id``, ``uri``, ``sha256``, ``materializer``.
+
+        For steps that hand a stored artifact on by reference (a deployer serving the model
+        file, a manifest naming its URI) rather than using the loaded value only.
+
+        Raises:
+            BridgeError: ``name`` is not an input of this step fed by an upstream step.
+
+        Example:
+            >>> get_step_context().input_artifact("model")["uri"]   # doctest: +SKIP
+            '/home/me/project/.zenml_bridge/artifacts/training/run-1/train/model'
+        """
+        inputs = _INPUTS.get() or {}
+        if name not in inputs:
+            known = ", ".join(sorted(inputs)) or "none"
+            raise BridgeError(
+                f"Step '{self.step_name}' has no input '{name}' fed by an upstream step's output "
+                f"(its artifact inputs: {known}). Pass a step output as '{name}'."
+            )
+        return dict(inputs[name])
+
 
 _CURRENT: ContextVar[StepContext | None] = ContextVar("zenml_bridge_step", default=None)
+_INPUTS: ContextVar[Mapping[str, Mapping[str, Any]] | None] = ContextVar(
+    "zenml_bridge_step_inputs", default=None
+)
 
 
 def get_step_context() -> StepContext:
@@ -155,3 +180,18 @@ def step_context(context: StepContext) -> Iterator[StepContext]:
         yield context
     finally:
         _CURRENT.reset(token)
+
+
+@contextmanager
+def step_inputs(inputs: Mapping[str, Mapping[str, Any]]) -> Iterator[None]:
+    """Make the running step's input artifacts known to :meth:`StepContext.input_artifact`."""
+    token = _INPUTS.set(
+        {
+            name: {k: info[k] for k in ("id", "uri", "sha256", "materializer") if k in info}
+            for name, info in inputs.items()
+        }
+    )
+    try:
+        yield
+    finally:
+        _INPUTS.reset(token)

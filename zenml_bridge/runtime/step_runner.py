@@ -40,7 +40,7 @@ from typing import Any
 from zenml_bridge import ir
 from zenml_bridge.errors import BridgeError, StopPipeline, disk_full_error
 from zenml_bridge.runtime import integrity
-from zenml_bridge.runtime.context import StepContext, step_context
+from zenml_bridge.runtime.context import StepContext, step_context, step_inputs
 from zenml_bridge.runtime.stack import Stack
 from zenml_bridge.runtime.tracking import RunInfo, StepInfo
 
@@ -374,7 +374,7 @@ def run_step(
         integrity.verify_code(step)
         stop: StopPipeline | None = None
         try:
-            with step_context(context), step_env(step.env):
+            with step_context(context), step_inputs(inputs), step_env(step.env):
                 returned = call(values)
         except StopPipeline as exc:
             stop = exc
