@@ -55,7 +55,11 @@ def compare_runs(store: Any, refs: Sequence[str], *, load_values: bool = True) -
                 "Compare different runs."
             )
     steps = [store.step_runs(run_id) for run_id in ids]
-    irs = [_ir_steps(store, r["ir_sha256"]) for r in runs]
+    parsed: dict[str, dict[str, Mapping[str, Any]]] = {}  # runs of one IR share its parse
+    for r in runs:
+        if r["ir_sha256"] not in parsed:
+            parsed[r["ir_sha256"]] = _ir_steps(store, r["ir_sha256"])
+    irs = [parsed[r["ir_sha256"]] for r in runs]
     notes = []
     pipelines = sorted({r["pipeline"] for r in runs})
     if len(pipelines) > 1:
@@ -69,7 +73,7 @@ def compare_runs(store: Any, refs: Sequence[str], *, load_values: bool = True) -
         "runs": [_run_summary(r) for r in runs],
         "notes": notes,
         "parameters": _rows([r["parameters"] for r in runs], "name"),
-        "metrics": _metric_rows(runs, steps),
+        "metrics": _metric_rows([_run_metrics(store, run_id) for run_id in ids], steps),
         "steps": _step_rows(steps, irs),
         "artifacts": _artifact_rows(steps, load_values),
     }
@@ -101,13 +105,22 @@ def _rows(mappings: Sequence[Mapping[str, Any]], key: str) -> list[dict[str, Any
     return rows
 
 
+def _run_metrics(store: Any, run_id: str) -> dict[str, Any]:
+    """Run-level metrics (``log_run_metric``), where the store records them (schema 4+)."""
+    import importlib
+
+    try:
+        module = importlib.import_module("zenml_bridge.stores.run_values")
+    except ImportError:
+        return {}
+    return _as_dict(module.run_values(store, run_id).get("metrics"))
+
+
 def _metric_rows(
-    runs: Sequence[Mapping[str, Any]], steps: Sequence[Mapping[str, Mapping[str, Any]]]
+    run_metrics: Sequence[Mapping[str, Any]], steps: Sequence[Mapping[str, Mapping[str, Any]]]
 ) -> list[dict[str, Any]]:
     """Run-level metrics (``step`` None) first, then each step's (cached steps keep theirs)."""
-    rows = [
-        {"step": None, **row} for row in _rows([_as_dict(r.get("metrics")) for r in runs], "name")
-    ]
+    rows = [{"step": None, **row} for row in _rows(run_metrics, "name")]
     for name in sorted({s for run_steps in steps for s in run_steps}):
         per_run = [_as_dict((run_steps.get(name) or {}).get("metrics")) for run_steps in steps]
         rows.extend({"step": name, **row} for row in _rows(per_run, "name"))

@@ -144,3 +144,42 @@ def test_bad_input_exits_2(runs, tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert code == 0, err
     assert "Note: The runs belong to different pipelines (other, scored)" in out
     assert re.search(r"score\s+completed\s+-\s+\w+\s+-\s+missing", out), out
+
+
+RUN_METRICS = """
+from zenml_bridge import log_run_metric, pipeline, step
+
+
+@step
+def fit(C: float = 1.0) -> float:
+    log_run_metric("auc", 0.5 + C / 10)
+    return C
+
+
+@pipeline
+def fitted(C: float = 1.0) -> None:
+    fit(C=C)
+"""
+
+
+def test_run_level_metrics_are_compared(
+    stores_env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Runs once run-level metrics exist (`log_run_metric`, the `stack` branch); skipped before."""
+    import zenml_bridge
+
+    if not hasattr(zenml_bridge, "log_run_metric"):
+        pytest.skip("this checkout has no log_run_metric yet")
+    source = tmp_path / "zb_compare_run_metrics.py"
+    source.write_text(RUN_METRICS, encoding="utf-8")
+    ids = []
+    for c in ("1.0", "2.0"):
+        code, out, err = cli(capsys, "run", f"{source}:fitted", "-p", f"C={c}")
+        assert code == 0, out + err
+        ids.append(re.search(r"Run (\S+) completed", out).group(1))  # type: ignore[union-attr]
+    code, out, err = cli(capsys, "runs", "compare", *ids, "--json")
+    assert code == 0, err
+    metrics = {(m["step"], m["name"]): m["values"] for m in json.loads(out)["metrics"]}
+    assert metrics[None, "auc"] == [0.6, 0.7]
+    code, out, err = cli(capsys, "runs", "compare", *ids)
+    assert re.search(r"^auc\s+0\.6\s+0\.7\s+differs", out, re.M), out

@@ -227,12 +227,15 @@ def _write_html(path: Path, report: dict[str, Any]) -> None:
             f"--html {path}: the folder {target.parent} does not exist. Create it first."
         )
     page = render_html(report).encode("utf-8")
+    tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=".zb-compare-", dir=target.parent)
         with os.fdopen(fd, "wb") as handle:
             handle.write(page)
         os.replace(tmp, target)
     except OSError as exc:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
         raise BridgeError(
             f"Cannot write --html {path} ({exc.strerror}). Choose a folder you can write to."
         ) from None

@@ -36,7 +36,7 @@ def describe(name: str) -> str:
     readme = _template(name).joinpath("README.md")
     if not readme.is_file():
         return ""
-    first = readme.read_text(encoding="utf-8").splitlines()[0] if readme.is_file() else ""
+    first = (readme.read_text(encoding="utf-8").splitlines() or [""])[0]
     return first.lstrip("# ").partition(":")[2].strip() or first.lstrip("# ")
 
 
@@ -85,6 +85,7 @@ def copy_template(name: str, target: Path, *, force: bool = False) -> list[str]:
             f"Template '{name}' would overwrite {', '.join(clashes)} in {target.resolve()}. "
             "Choose an empty folder, move those files away, or pass --force to overwrite them."
         )
+    tmp: str | None = None
     try:
         for rel, source in files:
             path = target / rel
@@ -94,7 +95,10 @@ def copy_template(name: str, target: Path, *, force: bool = False) -> list[str]:
                 handle.write(source.read_bytes())
             os.chmod(tmp, 0o644)
             os.replace(tmp, path)
+            tmp = None
     except OSError as exc:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
         raise BridgeError(
             f"Cannot write template '{name}' into {target} ({exc.strerror}). "
             "Choose a folder you can write to."
