@@ -8,8 +8,10 @@ touched). A folder already in place is never replaced: an identical second attem
 discarded, a different one goes to ``<output>.<sha256[:16]>/`` and the metadata store decides
 which record wins. Loading verifies the hash first.
 
-The content hash is sha256 over the folder's files in sorted relative-path order, each as
-``path NUL size NUL bytes``.
+The content hash is sha256 over one line per file in sorted relative-path order,
+``path NUL size NUL sha256(bytes)`` (see :mod:`zenml_bridge.stores.hashing`); files a
+materializer writes through the filesystem it is given are hashed as they are written, so a
+new artifact is never read back to be hashed.
 
 Example:
     >>> store = ArtifactStore("/tmp/zb/artifacts")                              # doctest: +SKIP
@@ -29,6 +31,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from zenml_bridge.errors import BridgeError
+from zenml_bridge.stores import hashing
 
 T = TypeVar("T")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=+-]")
@@ -136,22 +139,27 @@ class ArtifactStore:
                 f"artifact root {self.base} is writable, or choose another with "
                 "ZENML_BRIDGE_ARTIFACT_ROOT."
             ) from None
+        fs = HashingLocalFS()
         try:
-            save(temp, self.fs)
-            digest, size = _hash_local(temp)
+            save(temp, fs)
+            digest, size, hashed_while_written = _hash_written(temp, fs.written)
+            written: frozenset[str] | None = hashed_while_written
             try:
                 os.rename(temp, final)
             except OSError:
                 # Another attempt of this step put a folder there first (a retry after a
                 # failure, a duplicate task): never replace it, it may be recorded already.
-                final = _settle_local(temp, final, digest)
+                settled = _settle_local(temp, final, digest)
+                if settled == final:  # the other attempt's folder: verified by reading it
+                    written = None
+                final = settled
         except BaseException:
             shutil.rmtree(temp, ignore_errors=True)
             raise
         for name in os.listdir(parent):
             if name.startswith(prefix) and _stale_temp(os.path.join(parent, name), prefix):
                 shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
-        _remember(final, digest)
+        _remember(final, digest, written)
         return final, digest, size
 
     def _write_remote(
@@ -195,7 +203,7 @@ class ArtifactStore:
             return load_files(self.read_files(uri, sha256))  # type: ignore[no-any-return]
         if _is_local(uri) and _still_verified(_strip_file(uri), sha256):
             return load(_strip_file(uri), self.fs if self.local else filesystem_for("file://"))
-        actual = self.content_hash(uri)
+        actual = self._actual_hash(uri, sha256)
         if actual == sha256 and _is_local(uri):
             _remember(_strip_file(uri), actual)
         if actual != sha256:
@@ -229,12 +237,9 @@ class ArtifactStore:
             folder = fs._strip_protocol(path).rstrip("/")
             for full in sorted(fs.find(folder)):
                 files[full[len(folder) + 1 :]] = fs.cat_file(full)
-        digest = hashlib.sha256()
-        for rel in sorted(files):
-            data = files[rel]
-            digest.update(f"{rel}\0{len(data)}\0".encode())
-            digest.update(data)
-        actual = digest.hexdigest()
+        actual = hashing.matches(
+            sha256, hashing.bytes_digest(files), lambda: hashing.bytes_digest_v1(files)
+        )
         if actual != sha256:
             raise _corrupted(uri, actual, sha256)
         return files
@@ -274,7 +279,9 @@ class ArtifactStore:
             if recorded.get("stat") and _stat_digest(signature) == recorded["stat"]:
                 return None
             try:
-                actual = _hash_local(folder)[0]
+                actual = hashing.matches(
+                    sha256, _hash_local(folder)[0], lambda: _hash_local_v1(folder)
+                )
             except OSError as exc:
                 return f"it cannot be read ({exc.strerror})"
             if actual != sha256:
@@ -296,6 +303,17 @@ class ArtifactStore:
         """True when ``uri`` is a local artifact folder that no longer exists (a cheap check;
         remote artifacts are not looked up and count as present)."""
         return _is_local(uri) and not os.path.isdir(_strip_file(uri))
+
+    def _actual_hash(self, uri: str, sha256: str) -> str:
+        """The content hash of ``uri`` to compare with the recorded ``sha256`` (either hash
+        scheme, see :func:`hashing.matches`)."""
+        actual = self.content_hash(uri)
+        if actual == sha256:
+            return actual
+        if _is_local(uri):
+            return hashing.matches(sha256, actual, lambda: _hash_local_v1(_strip_file(uri)))
+        fs, path = _url_to_fs(uri)
+        return hashing.matches(sha256, actual, lambda: _hash_fs_v1(fs, path))
 
     def content_hash(self, uri: str) -> str:
         """sha256 of an artifact folder; a BridgeError when it does not exist."""
@@ -370,8 +388,11 @@ def _settle_local(temp: str, final: str, digest: str) -> str:
     return other
 
 
-#: folder -> (sha256, signature of its files, when hashed) for artifacts this process hashed.
-_VERIFIED: dict[str, tuple[str, tuple[tuple[str, int, int, int, int], ...], int]] = {}
+#: folder -> (sha256, signature of its files, when hashed, files hashed while being written or
+#: None) for artifacts this process hashed (None: verified by reading, not written here).
+_VERIFIED: dict[
+    str, tuple[str, tuple[tuple[str, int, int, int, int], ...], int, frozenset[str] | None]
+] = {}
 #: File times are coarse (a clock tick): a file changed within this window of being hashed
 #: could keep its times, so such a "racy" entry is always hashed again (as git does).
 _RACY_NS = 50_000_000
@@ -390,6 +411,11 @@ def _still_verified(folder: str, sha256: str, *, racy_ok: bool = False) -> bool:
     through its files' entries only when they are rewritten; full hashes catch the rest).
     ``racy_ok`` accepts an entry hashed within a clock tick of a change (the cache-hit check
     does, as it accepts a recorded stamp: a consumer still hashes such an entry on load).
+    A folder this process wrote, and each file hashed while it was written, is never racy:
+    the bytes were hashed as they went to disk and the stats taken after the last change, so
+    a later change shows in them (the documented limit of any stat check remains: an edit
+    within the same clock tick keeping size and times; Linux 6.13+ gives such an edit a
+    distinct time once the first was looked at).
     """
     entry = _VERIFIED.get(folder)
     if entry is None or entry[0] != sha256:
@@ -398,12 +424,14 @@ def _still_verified(folder: str, sha256: str, *, racy_ok: bool = False) -> bool:
         st = os.stat(folder)
         if (st.st_mtime_ns, st.st_ctime_ns, st.st_ino) != _FOLDER_STAT.get(folder):
             return False
-        newest = max(st.st_mtime_ns, st.st_ctime_ns)
+        written = entry[3]
+        newest = 0 if written is not None else max(st.st_mtime_ns, st.st_ctime_ns)
         for rel, size, mtime, ctime, ino in entry[1]:
             st = os.stat(os.path.join(folder, rel))
             if (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino) != (size, mtime, ctime, ino):
                 return False
-            newest = max(newest, mtime, ctime)
+            if written is None or rel not in written:
+                newest = max(newest, mtime, ctime)
     except OSError:
         return False
     return racy_ok or newest < entry[2] - _RACY_NS
@@ -422,7 +450,7 @@ def _signature(folder: str) -> tuple[tuple[str, int, int, int, int], ...]:
     return tuple(result)
 
 
-def _remember(folder: str, digest: str) -> None:
+def _remember(folder: str, digest: str, written: frozenset[str] | None = None) -> None:
     if len(_VERIFIED) > 10_000:
         _VERIFIED.clear()
         _FOLDER_STAT.clear()
@@ -431,7 +459,7 @@ def _remember(folder: str, digest: str) -> None:
     except OSError:
         return
     _FOLDER_STAT[folder] = (st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-    _VERIFIED[folder] = (digest, _signature(folder), time.time_ns())
+    _VERIFIED[folder] = (digest, _signature(folder), time.time_ns(), written)
 
 
 def _corrupted(uri: str, actual: str, sha256: str) -> BridgeError:
@@ -480,11 +508,44 @@ def _list_local(folder: str, prefix: str, out: list[tuple[str, str]]) -> None:
 
 
 def _hash_local(folder: str) -> tuple[str, int]:
+    """``(content hash, total size)`` of a local folder, reading every file."""
+    files: list[tuple[str, str]] = []
+    _list_local(folder, "", files)
+    triples = []
+    for rel, full in files:
+        size, sha = hashing.hash_file(full)
+        triples.append((rel, size, sha))
+    return hashing.folder_digest(triples), sum(t[1] for t in triples)
+
+
+def _hash_written(
+    folder: str, written: Mapping[str, tuple[int, str, hashing.Stat]]
+) -> tuple[str, int, frozenset[str]]:
+    """Like :func:`_hash_local` for a folder just written through a :class:`HashingLocalFS`:
+    a file hashed while it was written, unchanged since it was closed, is not read again.
+    Also returns the relative paths of those files."""
+    files: list[tuple[str, str]] = []
+    _list_local(folder, "", files)
+    triples = []
+    hashed_while_written = []
+    for rel, full in files:
+        known = written.get(os.path.abspath(full))
+        if known is not None and hashing.stat_of(full) == known[2]:
+            triples.append((rel, known[0], known[1]))
+            hashed_while_written.append(rel)
+        else:
+            size, sha = hashing.hash_file(full)
+            triples.append((rel, size, sha))
+    total = sum(t[1] for t in triples)
+    return hashing.folder_digest(triples), total, frozenset(hashed_while_written)
+
+
+def _hash_local_v1(folder: str) -> str:
+    """The scheme-1 content hash (recorded by earlier versions, see :mod:`hashing`)."""
     files: list[tuple[str, str]] = []
     _list_local(folder, "", files)
     files.sort()
     digest = hashlib.sha256()
-    total = 0
     for rel, full in files:
         with open(full, "rb") as handle:
             size = os.fstat(handle.fileno()).st_size
@@ -493,8 +554,7 @@ def _hash_local(folder: str) -> tuple[str, int]:
                 digest.update(handle.read())
             else:
                 hashlib_file(handle, digest)
-        total += size
-    return digest.hexdigest(), total
+    return digest.hexdigest()
 
 
 def hashlib_file(handle: Any, digest: Any) -> None:
@@ -506,15 +566,18 @@ def hashlib_file(handle: Any, digest: Any) -> None:
 
 def _hash_fs(fs: Any, folder: str) -> tuple[str, int]:
     folder = fs._strip_protocol(folder).rstrip("/")
-    digest = hashlib.sha256()
-    total = 0
+    triples = []
     for full in sorted(fs.find(folder)):
-        rel = full[len(folder) + 1 :]
         data = fs.cat_file(full)
-        digest.update(f"{rel}\0{len(data)}\0".encode())
-        digest.update(data)
-        total += len(data)
-    return digest.hexdigest(), total
+        triples.append((full[len(folder) + 1 :], len(data), hashing.file_digest(data)))
+    return hashing.folder_digest(triples), sum(t[1] for t in triples)
+
+
+def _hash_fs_v1(fs: Any, folder: str) -> str:
+    folder = fs._strip_protocol(folder).rstrip("/")
+    return hashing.bytes_digest_v1(
+        {full[len(folder) + 1 :]: fs.cat_file(full) for full in sorted(fs.find(folder))}
+    )
 
 
 def filesystem_for(url: str) -> Any:
@@ -558,6 +621,30 @@ class LocalFS:
 
 
 _PLAIN_MODES = ("rb", "wb", "r", "w", "ab", "a")
+
+
+class HashingLocalFS(LocalFS):
+    """The local filesystem a materializer writes a new artifact through: a file opened with
+    ``open(path, "wb")`` is hashed as it is written (:attr:`written`), so the store does not
+    read it back. Materializers need nothing special (Arrow writers check ``hashes_writes``
+    to write through it rather than through their own native file)."""
+
+    hashes_writes = True
+
+    def __init__(self) -> None:
+        #: absolute path -> (size, sha256, stat right after it was closed)
+        self.written: dict[str, tuple[int, str, hashing.Stat]] = {}
+
+    def open(self, path: Any, mode: str = "rb", **kwargs: Any) -> Any:
+        if isinstance(path, str) and "://" not in path:
+            self.written.pop(os.path.abspath(path), None)  # re-opened: hashed again if so
+            if mode == "wb" and not kwargs:
+                return hashing.HashingWriter(path, self._closed)
+        return super().open(path, mode, **kwargs)
+
+    def _closed(self, path: str, size: int, sha: str, trusted: bool) -> None:
+        if trusted:  # the stat is taken now: any later change of the file shows in it
+            self.written[os.path.abspath(path)] = (size, sha, hashing.stat_of(path))
 
 
 _LOCAL_FS: Any = None
