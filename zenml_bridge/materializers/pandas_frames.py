@@ -238,7 +238,8 @@ def write_frame(df: pd.DataFrame, path: str, fs: Any, extras: dict[str, Any]) ->
     metadata[_META_KEY] = json.dumps(extras, sort_keys=True).encode()
     table = table.replace_schema_metadata(metadata)
     local = _local_path(path, fs)
-    options = pa.ipc.IpcWriteOptions(compression=compression(local is not None))
+    remote = local is None or getattr(fs, "remote_destination", False)
+    options = pa.ipc.IpcWriteOptions(compression=compression(not remote))
     if local is not None and not getattr(fs, "hashes_writes", False):
         with pa.OSFile(local, "wb") as f, pa.ipc.new_file(f, table.schema, options=options) as w:
             w.write_table(table)

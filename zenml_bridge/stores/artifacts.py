@@ -165,29 +165,39 @@ class ArtifactStore:
     def _write_remote(
         self, final: str, output: str, save: Callable[[str, Any], None]
     ) -> tuple[str, str, int]:
+        """Stage the artifact in the local cache (hashed while written), then upload each file
+        once to its final name. An object store has no folder rename, but each object appears
+        whole or not at all (a PUT, or a multipart upload's completion), and the artifact is
+        recorded only after its last file is uploaded; readers check the recorded hash. A
+        folder already there (another attempt) is never replaced: this content goes to
+        ``<output>.<sha256[:16]>`` instead (skipped when that holds the same names and sizes)."""
+        from zenml_bridge.stores import remote_cache
+
         fs = self.fs
-        parent = final.rsplit("/", 1)[0]
-        temp = f"{parent}/.{output}.tmp-{_writer_tag()}"
-        fs.makedirs(temp, exist_ok=True)
+        stage = remote_cache.new_temp()
+        local = HashingLocalFS(remote=True)
         try:
-            save(temp, fs)
-            digest, size = _hash_fs(fs, temp)
-            if fs.exists(final):
-                # Never replace a folder another attempt wrote (see _write_local).
-                if _hash_fs(fs, final)[0] == digest:
-                    fs.rm(temp, recursive=True)
-                    return _unstrip(fs, final), digest, size
-                final = f"{final}.{digest[:16]}"
-                if fs.exists(final):
-                    fs.rm(temp, recursive=True)
-                    return _unstrip(fs, final), digest, size
-            # Object stores have no atomic folder rename; readers check the recorded hash.
-            fs.mv(temp, final, recursive=True)
+            save(stage, local)
+            digest, size, written = _hash_written(stage, local.written)
+            staged: list[tuple[str, str]] = []
+            _list_local(stage, "", staged)
+            listing = tuple(sorted((rel, os.path.getsize(full)) for rel, full in staged))
+            target = final
+            if _remote_listing_or_empty(fs, final):
+                target = f"{final}.{digest[:16]}"
+                if _remote_listing_or_empty(fs, target) == listing:
+                    staged = []  # this very content is there already (its name is its hash)
+            for rel, full in sorted(staged):
+                fs.put_file(full, f"{target}/{rel}")
         except BaseException:
-            if fs.exists(temp):
-                fs.rm(temp, recursive=True)
+            shutil.rmtree(stage, ignore_errors=True)
             raise
-        return _unstrip(fs, final), digest, size
+        cached = remote_cache.adopt(stage, digest)
+        _remember(cached, digest, written)
+        remote_cache.evict(keep=cached)
+        uri = _unstrip(fs, target)
+        _UPLOADED[uri] = listing
+        return uri, digest, size
 
     def read(self, uri: str, sha256: str, load: Callable[[str, Any], T]) -> T:
         """Verify the artifact's content hash, then ``load(folder, fs)`` it.
@@ -201,17 +211,71 @@ class ArtifactStore:
         if getattr(materializer, "pickle_based", False) and load_files is not None:
             # Loading runs code: hash and deserialize the very same bytes (no re-open).
             return load_files(self.read_files(uri, sha256))  # type: ignore[no-any-return]
-        if _is_local(uri) and _still_verified(_strip_file(uri), sha256):
+        if not _is_local(uri):
+            return self._read_cached(uri, sha256, load)
+        if _still_verified(_strip_file(uri), sha256):
             return load(_strip_file(uri), self.fs if self.local else filesystem_for("file://"))
         actual = self._actual_hash(uri, sha256)
         if actual == sha256 and _is_local(uri):
             _remember(_strip_file(uri), actual)
         if actual != sha256:
             raise _corrupted(uri, actual, sha256)
-        if _is_local(uri):
-            return load(_strip_file(uri), self.fs if self.local else filesystem_for("file://"))
+        return load(_strip_file(uri), self.fs if self.local else filesystem_for("file://"))
+
+    def cached_copy(self, uri: str, sha256: str) -> str:
+        """The local folder that holds the remote artifact ``uri``, verified against
+        ``sha256``: the local cache's entry (downloaded once, one GET per file, when absent;
+        see :mod:`zenml_bridge.stores.remote_cache`)."""
+        from zenml_bridge.stores import remote_cache
+
+        folder = remote_cache.entry(sha256)
+        if os.path.isdir(folder):
+            if _still_verified(folder, sha256) or self._verify_entry(folder, sha256):
+                remote_cache.touch(folder)
+                return folder
+            remote_cache.discard(folder)  # damaged: fetched again below
         fs, path = _url_to_fs(uri)
-        return load(path, fs)
+        try:
+            listing = _remote_listing(fs, path)
+        except (FileNotFoundError, OSError):
+            listing = ()
+        if not listing:
+            raise _missing(uri)
+        temp = remote_cache.download(fs, fs._strip_protocol(path).rstrip("/"), list(listing))
+        try:
+            actual = hashing.matches(sha256, _hash_local(temp)[0], lambda: _hash_local_v1(temp))
+        except BaseException:
+            shutil.rmtree(temp, ignore_errors=True)
+            raise
+        if actual != sha256:
+            shutil.rmtree(temp, ignore_errors=True)
+            raise _corrupted(uri, actual, sha256)
+        folder = remote_cache.adopt(temp, sha256)
+        _remember(folder, sha256)
+        remote_cache.evict(keep=folder)
+        return folder
+
+    def _verify_entry(self, folder: str, sha256: str) -> bool:
+        try:
+            actual = hashing.matches(sha256, _hash_local(folder)[0], lambda: _hash_local_v1(folder))
+        except OSError:
+            return False
+        if actual != sha256:
+            return False
+        _remember(folder, sha256)
+        return True
+
+    def _read_cached(self, uri: str, sha256: str, load: Callable[[str, Any], T]) -> T:
+        """Load a remote artifact from its verified local copy (fetched again once when a
+        concurrent process removed that copy while this one was about to read it)."""
+        for attempt in (1, 2):
+            folder = self.cached_copy(uri, sha256)
+            try:
+                return load(folder, filesystem_for("file://"))
+            except FileNotFoundError:
+                if attempt == 2 or os.path.isdir(folder):
+                    raise
+        raise AssertionError("unreachable")
 
     def read_files(self, uri: str, sha256: str) -> dict[str, bytes]:
         """The artifact's files (relative path -> bytes), read ONCE and verified.
@@ -231,12 +295,9 @@ class ArtifactStore:
             except (FileNotFoundError, NotADirectoryError):
                 raise _missing(uri) from None
         else:
-            fs, path = _url_to_fs(uri)
-            if not fs.exists(path):
-                raise _missing(uri)
-            folder = fs._strip_protocol(path).rstrip("/")
-            for full in sorted(fs.find(folder)):
-                files[full[len(folder) + 1 :]] = fs.cat_file(full)
+            # The local copy, verified; its bytes are read and hashed once more below, so
+            # what is unpickled is exactly what was verified.
+            return self.read_files(self.cached_copy(uri, sha256), sha256)
         actual = hashing.matches(
             sha256, hashing.bytes_digest(files), lambda: hashing.bytes_digest_v1(files)
         )
@@ -255,6 +316,9 @@ class ArtifactStore:
             entry = _VERIFIED.get(folder)
             signature = entry[1] if entry is not None else _signature(folder)
             return {"files": _manifest(signature), "stat": _stat_digest(signature)}
+        uploaded = _UPLOADED.get(uri)
+        if uploaded is not None:  # written by this process: no listing request
+            return {"files": _manifest(uploaded)}
         fs, path = _url_to_fs(uri)
         return {"files": _manifest(_remote_listing(fs, path))}
 
@@ -481,6 +545,17 @@ def _stat_digest(signature: Iterable[tuple[str, int, int, int, int]]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+#: uri -> (relative path, size) of each file of remote artifacts this process uploaded.
+_UPLOADED: dict[str, tuple[tuple[str, int], ...]] = {}
+
+
+def _remote_listing_or_empty(fs: Any, path: str) -> tuple[tuple[str, int], ...]:
+    try:
+        return _remote_listing(fs, path)
+    except (FileNotFoundError, OSError):
+        return ()
+
+
 def _remote_listing(fs: Any, path: str) -> tuple[tuple[str, int], ...]:
     folder = fs._strip_protocol(path).rstrip("/")
     found = fs.find(folder, detail=True)
@@ -631,9 +706,11 @@ class HashingLocalFS(LocalFS):
 
     hashes_writes = True
 
-    def __init__(self) -> None:
+    def __init__(self, remote: bool = False) -> None:
         #: absolute path -> (size, sha256, stat right after it was closed)
         self.written: dict[str, tuple[int, str, hashing.Stat]] = {}
+        #: True when the folder is staged for a remote store (materializers may compress)
+        self.remote_destination = remote
 
     def open(self, path: Any, mode: str = "rb", **kwargs: Any) -> Any:
         if isinstance(path, str) and "://" not in path:
