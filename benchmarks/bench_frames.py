@@ -135,6 +135,7 @@ def child(
     out = subprocess.run(
         [python, "-c", CHILD, str(folder), variant, str(rows), str(runs)],
         env=env,
+        cwd=folder,  # not the checkout: PYTHONPATH chooses the code
         check=True,
         capture_output=True,
         text=True,

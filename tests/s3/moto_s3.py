@@ -70,8 +70,9 @@ class CountingProxy:
     """An HTTP proxy on 127.0.0.1 that counts what passes through it.
 
     ``counts()`` -> ``{"requests": {METHOD: n}, "sent": bytes uploaded (request bodies),
-    "received": bytes downloaded (response bodies)}``; ``GET /__counts__`` on the proxy
-    answers the same as JSON (for child processes), ``reset()`` starts again.
+    "received": bytes downloaded (response bodies), "copies": server-side copy requests}``;
+    ``GET /__counts__`` on the proxy answers the same as JSON (for child processes);
+    ``reset()`` starts again.
     """
 
     def __init__(self, target: str) -> None:
@@ -118,6 +119,8 @@ class CountingProxy:
                     conn.close()
                 with proxy._lock:
                     proxy._requests[self.command] += 1
+                    if "x-amz-copy-source" in {k.lower() for k in headers}:
+                        proxy._copies += 1
                     proxy._sent += len(body)
                     proxy._received += len(payload) if self.command != "HEAD" else 0
 
@@ -136,7 +139,11 @@ class CountingProxy:
 
             do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                pass  # a client that hung up early (not ours to report)
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -147,6 +154,7 @@ class CountingProxy:
             self._requests: Counter[str] = Counter()
             self._sent = 0
             self._received = 0
+            self._copies = 0
 
     def counts(self) -> dict[str, Any]:
         with self._lock:
@@ -154,6 +162,7 @@ class CountingProxy:
                 "requests": dict(self._requests),
                 "sent": self._sent,
                 "received": self._received,
+                "copies": self._copies,
             }
 
     def close(self) -> None:

@@ -21,7 +21,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from moto_s3 import CountingProxy, MotoS3, make_bucket, s3_env  # noqa: E402
+from moto_s3 import CountingProxy, MotoS3, make_bucket, s3_env
 
 BUCKET = "zb-artifacts"
 
