@@ -169,8 +169,10 @@ class ArtifactStore:
         once to its final name. An object store has no folder rename, but each object appears
         whole or not at all (a PUT, or a multipart upload's completion), and the artifact is
         recorded only after its last file is uploaded; readers check the recorded hash. A
-        folder already there (another attempt) is never replaced: this content goes to
-        ``<output>.<sha256[:16]>`` instead (skipped when that holds the same names and sizes)."""
+        folder already there (another attempt) is never replaced: when it has the same file
+        names and sizes it is downloaded and compared (a retry with the same result uploads
+        nothing), else this content goes to ``<output>.<sha256[:16]>`` (skipped when that
+        holds the same names and sizes: its name is this content's hash)."""
         from zenml_bridge.stores import remote_cache
 
         fs = self.fs
@@ -183,7 +185,10 @@ class ArtifactStore:
             _list_local(stage, "", staged)
             listing = tuple(sorted((rel, os.path.getsize(full)) for rel, full in staged))
             target = final
-            if _remote_listing_or_empty(fs, final):
+            existing = _remote_listing_or_empty(fs, final)
+            if existing == listing and _hash_fs(fs, final)[0] == digest:
+                staged = []  # an identical attempt is there (a retry): downloaded to compare
+            elif existing:
                 target = f"{final}.{digest[:16]}"
                 if _remote_listing_or_empty(fs, target) == listing:
                     staged = []  # this very content is there already (its name is its hash)
