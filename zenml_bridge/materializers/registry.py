@@ -221,9 +221,9 @@ def _plugins() -> list[_Entry]:
     global _entry_points, _plugin_entries
     with _lock:
         if _plugin_entries is None:
-            from importlib.metadata import entry_points
+            from zenml_bridge.entry_points import entry_points  # not importlib.metadata's
 
-            found = {ep.name: ep for ep in entry_points(group=GROUP)}
+            found = {ep.name: ep for ep in entry_points(GROUP)}
             _entry_points = found
             entries = []
             for ep_name in sorted(found):
