@@ -255,3 +255,27 @@ def test_cache_size_bound_keeps_the_newest_entries(
 
     with pytest.raises(BridgeError, match="ZENML_BRIDGE_CACHE_MAX_BYTES='lots' is not a number"):
         remote_cache.evict()
+
+
+def test_unwritable_default_cache_falls_back_to_the_temp_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from zenml_bridge.stores import remote_cache
+
+    blocked = tmp_path / "home-file"
+    blocked.write_text("not a folder")  # the default cache cannot be created under a file
+    monkeypatch.delenv("ZENML_BRIDGE_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(remote_cache, "_FALLBACK", None)
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
+    temp = remote_cache.new_temp()
+    assert temp.startswith(str(tmp_path / "tmp" / "zenml-bridge-artifacts-"))
+    monkeypatch.setenv("ZENML_BRIDGE_CACHE_DIR", str(blocked / "x"))
+    from zenml_bridge.errors import BridgeError
+
+    with pytest.raises(BridgeError, match="Set ZENML_BRIDGE_CACHE_DIR to a writable folder"):
+        remote_cache.new_temp()

@@ -11,12 +11,14 @@ to its sha256 name when complete, so a reader never sees half an entry; a tempor
 process that is gone is removed by the next write or download).
 
 Where: ``ZENML_BRIDGE_CACHE_DIR``, else ``$XDG_CACHE_HOME/zenml-bridge/artifacts`` (by default
-``~/.cache/zenml-bridge/artifacts``). Size bound: ``ZENML_BRIDGE_CACHE_MAX_BYTES`` (default 10
-GiB, ``0`` keeps nothing after a read); after an entry is added, the least recently used entries
-are removed until the total fits (an entry is "used" when it is read or written; the newest entry
-is kept even when it alone is bigger). Safe for concurrent processes: entries and removals are
-renames (a second process adding the same entry finds it there and discards its copy); a process
-whose entry is removed while it reads it downloads it again.
+``~/.cache/zenml-bridge/artifacts``; when that cannot be created, e.g. a read-only home in a
+container, ``<system temp folder>/zenml-bridge-artifacts-<uid>``). Size bound:
+``ZENML_BRIDGE_CACHE_MAX_BYTES`` (default 10 GiB, ``0`` keeps nothing after a read); after an
+entry is added, the least recently used entries are removed until the total fits (an entry is
+"used" when it is read or written; the newest entry is kept even when it alone is bigger). Safe
+for concurrent processes: entries and removals are renames (a second process adding the same
+entry finds it there and discards its copy); a process whose entry is removed while it reads it
+downloads it again.
 
 Integrity: an entry is hashed in full (locally) before its first use in a process and compared
 with the content hash the metadata store recorded; a damaged entry is removed and downloaded
@@ -37,12 +39,30 @@ DEFAULT_MAX_BYTES = 10 * 1024**3
 _TMP = ".tmp-"
 
 
+_FALLBACK: str | None = None
+
+
 def cache_dir() -> str:
     chosen = os.environ.get(ENV_CACHE_DIR)
-    if not chosen:
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        chosen = os.path.join(base, "zenml-bridge", "artifacts")
-    return os.path.abspath(os.path.expanduser(chosen))
+    if chosen:
+        return os.path.abspath(os.path.expanduser(chosen))
+    if _FALLBACK is not None:
+        return _FALLBACK
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.abspath(os.path.join(base, "zenml-bridge", "artifacts"))
+
+
+def _use_fallback() -> bool:
+    """When the default folder cannot be created (a read-only home in a container), use one
+    in the system's temporary folder for the rest of the process."""
+    global _FALLBACK
+    if os.environ.get(ENV_CACHE_DIR) or _FALLBACK is not None:
+        return False
+    import tempfile
+
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    _FALLBACK = os.path.join(tempfile.gettempdir(), f"zenml-bridge-artifacts-{uid}")
+    return True
 
 
 def max_bytes() -> int:
@@ -70,6 +90,8 @@ def new_temp() -> str:
     try:
         os.makedirs(path)
     except OSError as exc:
+        if _use_fallback():
+            return new_temp()
         raise BridgeError(
             f"Cannot create the local artifact cache folder {root} ({exc.strerror}). Set "
             f"{ENV_CACHE_DIR} to a writable folder."
