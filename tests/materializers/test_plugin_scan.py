@@ -13,17 +13,17 @@ from test_registry import _install_plugin, _run
 
 PROBE = """
 import json
-from importlib import metadata
 
+from zenml_bridge import entry_points as metadata
 from zenml_bridge.materializers import registry
 
 scans = []
 real = metadata.entry_points
 
 
-def counting(**kwargs):
-    scans.append(kwargs.get("group"))
-    return real(**kwargs)
+def counting(group):
+    scans.append(group)
+    return real(group)
 
 
 metadata.entry_points = counting

@@ -38,7 +38,10 @@ class _Parser(argparse.ArgumentParser):
         raise BridgeError(f"{self.prog}: {message}. See '{self.prog} --help'.")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The CLI's parser. Given the arguments, only the command they name is registered (each
+    command module imports what it needs: ``run`` need not import what ``integration`` does,
+    such as ``importlib.metadata``); ``--help``, no command or an unknown one register all."""
     parser = _Parser(
         prog="zenml-bridge",
         description="Run ML pipelines locally, or compile them for Airflow and Kubeflow.",
@@ -46,10 +49,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"zenml-bridge {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     subparsers.required = True
-    for name in COMMANDS:
+    wanted = _command_of(argv)
+    for name in COMMANDS if wanted is None else (wanted,):
         module = importlib.import_module(f"zenml_bridge.cli.{name}_cmd")
         module.register(subparsers)
     return parser
+
+
+def _command_of(argv: Sequence[str] | None) -> str | None:
+    """The command ``argv`` names when it is the first argument, else None."""
+    if argv is None:
+        return None
+    first = next(iter(argv), None)
+    return first if first in COMMANDS else None
 
 
 #: Exit code when the reader of our output went away (``zenml-bridge runs list | head -1``):
@@ -64,7 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     or a token in an error never reaches the terminal or a CI log.
     """
     try:
-        args = build_parser().parse_args(argv)
+        if argv is None:
+            argv = sys.argv[1:]
+        args = build_parser(argv).parse_args(argv)
         code = int(args.handler(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's final flush
         return code

@@ -6,7 +6,10 @@ write + read through a step costs about a third of ``df.to_parquet`` + ``pd.read
 layout written out, so a local file is memory-mapped and read without decoding. Buffers are
 left uncompressed on a local filesystem (fastest; a local disk is not the bottleneck) and
 LZ4-compressed on remote ones (S3, GCS: typical tables shrink about 2x, which costs less than
-sending the bytes); the same reader reads both. The pandas schema metadata pyarrow writes keeps
+sending the bytes); ``ZENML_BRIDGE_ARROW_COMPRESSION`` (``none``, ``lz4``, ``zstd``) chooses
+for every filesystem (docs/performance.md has the measured trade-off); the same reader reads
+all of them. The file is written through the artifact store's filesystem, which hashes the
+bytes as they are written. The pandas schema metadata pyarrow writes keeps
 the index, column names, dtypes (categoricals, time zones, nullable types) and ``attrs``; the
 few things it drops are written under our own metadata key and put back.
 
@@ -18,6 +21,7 @@ types, lists or dicts.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any, ClassVar
 
 import numpy as np
@@ -30,6 +34,9 @@ from zenml_bridge.materializers.base import Materializer, join, prepare
 FILENAME = "data.arrow"
 #: Compression of the buffers on remote filesystems (None on local ones, see above).
 REMOTE_COMPRESSION = "lz4"
+#: Environment variable that chooses the compression on every filesystem.
+ENV_COMPRESSION = "ZENML_BRIDGE_ARROW_COMPRESSION"
+_COMPRESSIONS = {"none": None, "lz4": "lz4", "zstd": "zstd"}
 _META_KEY = b"zenml_bridge"
 _SERIES_COLUMN = "__series__"
 _FINE_OBJECT_KINDS = {"string", "bytes", "empty", "date", "decimal", "boolean", "time"}
@@ -231,13 +238,29 @@ def write_frame(df: pd.DataFrame, path: str, fs: Any, extras: dict[str, Any]) ->
     metadata[_META_KEY] = json.dumps(extras, sort_keys=True).encode()
     table = table.replace_schema_metadata(metadata)
     local = _local_path(path, fs)
-    options = pa.ipc.IpcWriteOptions(compression=None if local else REMOTE_COMPRESSION)
-    if local is not None:
+    remote = local is None or getattr(fs, "remote_destination", False)
+    options = pa.ipc.IpcWriteOptions(compression=compression(not remote))
+    if local is not None and not getattr(fs, "hashes_writes", False):
         with pa.OSFile(local, "wb") as f, pa.ipc.new_file(f, table.schema, options=options) as w:
             w.write_table(table)
         return
+    # Through fs: the artifact store's local filesystem hashes the bytes as they are written.
     with fs.open(path, "wb") as f, pa.ipc.new_file(f, table.schema, options=options) as writer:
         writer.write_table(table)
+
+
+def compression(local: bool) -> str | None:
+    """The Arrow buffer compression to write with: ``ZENML_BRIDGE_ARROW_COMPRESSION`` when
+    set, else none on a local filesystem and LZ4 on a remote one."""
+    chosen = (os.environ.get(ENV_COMPRESSION) or "").strip().lower()
+    if not chosen:
+        return None if local else REMOTE_COMPRESSION
+    if chosen not in _COMPRESSIONS:
+        raise BridgeError(
+            f"{ENV_COMPRESSION}={chosen!r} is not a compression zenml-bridge can write: use "
+            f"one of {', '.join(_COMPRESSIONS)} (or unset it: none locally, lz4 on remote stores)."
+        )
+    return _COMPRESSIONS[chosen]
 
 
 def read_frame(path: str, fs: Any) -> tuple[pd.DataFrame, dict[str, Any]]:

@@ -8,8 +8,10 @@ touched). A folder already in place is never replaced: an identical second attem
 discarded, a different one goes to ``<output>.<sha256[:16]>/`` and the metadata store decides
 which record wins. Loading verifies the hash first.
 
-The content hash is sha256 over the folder's files in sorted relative-path order, each as
-``path NUL size NUL bytes``.
+The content hash is sha256 over one line per file in sorted relative-path order,
+``path NUL size NUL sha256(bytes)`` (see :mod:`zenml_bridge.stores.hashing`); files a
+materializer writes through the filesystem it is given are hashed as they are written, so a
+new artifact is never read back to be hashed.
 
 Example:
     >>> store = ArtifactStore("/tmp/zb/artifacts")                              # doctest: +SKIP
@@ -29,6 +31,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from zenml_bridge.errors import BridgeError
+from zenml_bridge.stores import hashing
 
 T = TypeVar("T")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=+-]")
@@ -136,50 +139,70 @@ class ArtifactStore:
                 f"artifact root {self.base} is writable, or choose another with "
                 "ZENML_BRIDGE_ARTIFACT_ROOT."
             ) from None
+        fs = HashingLocalFS()
         try:
-            save(temp, self.fs)
-            digest, size = _hash_local(temp)
+            save(temp, fs)
+            digest, size, hashed_while_written = _hash_written(temp, fs.written)
+            written: frozenset[str] | None = hashed_while_written
             try:
                 os.rename(temp, final)
             except OSError:
                 # Another attempt of this step put a folder there first (a retry after a
                 # failure, a duplicate task): never replace it, it may be recorded already.
-                final = _settle_local(temp, final, digest)
+                settled = _settle_local(temp, final, digest)
+                if settled == final:  # the other attempt's folder: verified by reading it
+                    written = None
+                final = settled
         except BaseException:
             shutil.rmtree(temp, ignore_errors=True)
             raise
         for name in os.listdir(parent):
             if name.startswith(prefix) and _stale_temp(os.path.join(parent, name), prefix):
                 shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
-        _remember(final, digest)
+        _remember(final, digest, written)
         return final, digest, size
 
     def _write_remote(
         self, final: str, output: str, save: Callable[[str, Any], None]
     ) -> tuple[str, str, int]:
+        """Stage the artifact in the local cache (hashed while written), then upload each file
+        once to its final name. An object store has no folder rename, but each object appears
+        whole or not at all (a PUT, or a multipart upload's completion), and the artifact is
+        recorded only after its last file is uploaded; readers check the recorded hash. A
+        folder already there (another attempt) is never replaced: when it has the same file
+        names and sizes it is downloaded and compared (a retry with the same result uploads
+        nothing), else this content goes to ``<output>.<sha256[:16]>`` (skipped when that
+        holds the same names and sizes: its name is this content's hash)."""
+        from zenml_bridge.stores import remote_cache
+
         fs = self.fs
-        parent = final.rsplit("/", 1)[0]
-        temp = f"{parent}/.{output}.tmp-{_writer_tag()}"
-        fs.makedirs(temp, exist_ok=True)
+        stage = remote_cache.new_temp()
+        local = HashingLocalFS(remote=True)
         try:
-            save(temp, fs)
-            digest, size = _hash_fs(fs, temp)
-            if fs.exists(final):
-                # Never replace a folder another attempt wrote (see _write_local).
-                if _hash_fs(fs, final)[0] == digest:
-                    fs.rm(temp, recursive=True)
-                    return _unstrip(fs, final), digest, size
-                final = f"{final}.{digest[:16]}"
-                if fs.exists(final):
-                    fs.rm(temp, recursive=True)
-                    return _unstrip(fs, final), digest, size
-            # Object stores have no atomic folder rename; readers check the recorded hash.
-            fs.mv(temp, final, recursive=True)
+            save(stage, local)
+            digest, size, written = _hash_written(stage, local.written)
+            staged: list[tuple[str, str]] = []
+            _list_local(stage, "", staged)
+            listing = tuple(sorted((rel, os.path.getsize(full)) for rel, full in staged))
+            target = final
+            existing = _remote_listing_or_empty(fs, final)
+            if existing == listing and _hash_fs(fs, final)[0] == digest:
+                staged = []  # an identical attempt is there (a retry): downloaded to compare
+            elif existing:
+                target = f"{final}.{digest[:16]}"
+                if _remote_listing_or_empty(fs, target) == listing:
+                    staged = []  # this very content is there already (its name is its hash)
+            for rel, full in sorted(staged):
+                fs.put_file(full, f"{target}/{rel}")
         except BaseException:
-            if fs.exists(temp):
-                fs.rm(temp, recursive=True)
+            shutil.rmtree(stage, ignore_errors=True)
             raise
-        return _unstrip(fs, final), digest, size
+        cached = remote_cache.adopt(stage, digest)
+        _remember(cached, digest, written)
+        remote_cache.evict(keep=cached)
+        uri = _unstrip(fs, target)
+        _UPLOADED[uri] = listing
+        return uri, digest, size
 
     def read(self, uri: str, sha256: str, load: Callable[[str, Any], T]) -> T:
         """Verify the artifact's content hash, then ``load(folder, fs)`` it.
@@ -193,17 +216,71 @@ class ArtifactStore:
         if getattr(materializer, "pickle_based", False) and load_files is not None:
             # Loading runs code: hash and deserialize the very same bytes (no re-open).
             return load_files(self.read_files(uri, sha256))  # type: ignore[no-any-return]
-        if _is_local(uri) and _still_verified(_strip_file(uri), sha256):
+        if not _is_local(uri):
+            return self._read_cached(uri, sha256, load)
+        if _still_verified(_strip_file(uri), sha256):
             return load(_strip_file(uri), self.fs if self.local else filesystem_for("file://"))
-        actual = self.content_hash(uri)
+        actual = self._actual_hash(uri, sha256)
         if actual == sha256 and _is_local(uri):
             _remember(_strip_file(uri), actual)
         if actual != sha256:
             raise _corrupted(uri, actual, sha256)
-        if _is_local(uri):
-            return load(_strip_file(uri), self.fs if self.local else filesystem_for("file://"))
+        return load(_strip_file(uri), self.fs if self.local else filesystem_for("file://"))
+
+    def cached_copy(self, uri: str, sha256: str) -> str:
+        """The local folder that holds the remote artifact ``uri``, verified against
+        ``sha256``: the local cache's entry (downloaded once, one GET per file, when absent;
+        see :mod:`zenml_bridge.stores.remote_cache`)."""
+        from zenml_bridge.stores import remote_cache
+
+        folder = remote_cache.entry(sha256)
+        if os.path.isdir(folder):
+            if _still_verified(folder, sha256) or self._verify_entry(folder, sha256):
+                remote_cache.touch(folder)
+                return folder
+            remote_cache.discard(folder)  # damaged: fetched again below
         fs, path = _url_to_fs(uri)
-        return load(path, fs)
+        try:
+            listing = _remote_listing(fs, path)
+        except (FileNotFoundError, OSError):
+            listing = ()
+        if not listing:
+            raise _missing(uri)
+        temp = remote_cache.download(fs, fs._strip_protocol(path).rstrip("/"), list(listing))
+        try:
+            actual = hashing.matches(sha256, _hash_local(temp)[0], lambda: _hash_local_v1(temp))
+        except BaseException:
+            shutil.rmtree(temp, ignore_errors=True)
+            raise
+        if actual != sha256:
+            shutil.rmtree(temp, ignore_errors=True)
+            raise _corrupted(uri, actual, sha256)
+        folder = remote_cache.adopt(temp, sha256)
+        _remember(folder, sha256)
+        remote_cache.evict(keep=folder)
+        return folder
+
+    def _verify_entry(self, folder: str, sha256: str) -> bool:
+        try:
+            actual = hashing.matches(sha256, _hash_local(folder)[0], lambda: _hash_local_v1(folder))
+        except OSError:
+            return False
+        if actual != sha256:
+            return False
+        _remember(folder, sha256)
+        return True
+
+    def _read_cached(self, uri: str, sha256: str, load: Callable[[str, Any], T]) -> T:
+        """Load a remote artifact from its verified local copy (fetched again once when a
+        concurrent process removed that copy while this one was about to read it)."""
+        for attempt in (1, 2):
+            folder = self.cached_copy(uri, sha256)
+            try:
+                return load(folder, filesystem_for("file://"))
+            except FileNotFoundError:
+                if attempt == 2 or os.path.isdir(folder):
+                    raise
+        raise AssertionError("unreachable")
 
     def read_files(self, uri: str, sha256: str) -> dict[str, bytes]:
         """The artifact's files (relative path -> bytes), read ONCE and verified.
@@ -223,18 +300,12 @@ class ArtifactStore:
             except (FileNotFoundError, NotADirectoryError):
                 raise _missing(uri) from None
         else:
-            fs, path = _url_to_fs(uri)
-            if not fs.exists(path):
-                raise _missing(uri)
-            folder = fs._strip_protocol(path).rstrip("/")
-            for full in sorted(fs.find(folder)):
-                files[full[len(folder) + 1 :]] = fs.cat_file(full)
-        digest = hashlib.sha256()
-        for rel in sorted(files):
-            data = files[rel]
-            digest.update(f"{rel}\0{len(data)}\0".encode())
-            digest.update(data)
-        actual = digest.hexdigest()
+            # The local copy, verified; its bytes are read and hashed once more below, so
+            # what is unpickled is exactly what was verified.
+            return self.read_files(self.cached_copy(uri, sha256), sha256)
+        actual = hashing.matches(
+            sha256, hashing.bytes_digest(files), lambda: hashing.bytes_digest_v1(files)
+        )
         if actual != sha256:
             raise _corrupted(uri, actual, sha256)
         return files
@@ -250,6 +321,9 @@ class ArtifactStore:
             entry = _VERIFIED.get(folder)
             signature = entry[1] if entry is not None else _signature(folder)
             return {"files": _manifest(signature), "stat": _stat_digest(signature)}
+        uploaded = _UPLOADED.get(uri)
+        if uploaded is not None:  # written by this process: no listing request
+            return {"files": _manifest(uploaded)}
         fs, path = _url_to_fs(uri)
         return {"files": _manifest(_remote_listing(fs, path))}
 
@@ -274,7 +348,9 @@ class ArtifactStore:
             if recorded.get("stat") and _stat_digest(signature) == recorded["stat"]:
                 return None
             try:
-                actual = _hash_local(folder)[0]
+                actual = hashing.matches(
+                    sha256, _hash_local(folder)[0], lambda: _hash_local_v1(folder)
+                )
             except OSError as exc:
                 return f"it cannot be read ({exc.strerror})"
             if actual != sha256:
@@ -296,6 +372,17 @@ class ArtifactStore:
         """True when ``uri`` is a local artifact folder that no longer exists (a cheap check;
         remote artifacts are not looked up and count as present)."""
         return _is_local(uri) and not os.path.isdir(_strip_file(uri))
+
+    def _actual_hash(self, uri: str, sha256: str) -> str:
+        """The content hash of ``uri`` to compare with the recorded ``sha256`` (either hash
+        scheme, see :func:`hashing.matches`)."""
+        actual = self.content_hash(uri)
+        if actual == sha256:
+            return actual
+        if _is_local(uri):
+            return hashing.matches(sha256, actual, lambda: _hash_local_v1(_strip_file(uri)))
+        fs, path = _url_to_fs(uri)
+        return hashing.matches(sha256, actual, lambda: _hash_fs_v1(fs, path))
 
     def content_hash(self, uri: str) -> str:
         """sha256 of an artifact folder; a BridgeError when it does not exist."""
@@ -370,8 +457,11 @@ def _settle_local(temp: str, final: str, digest: str) -> str:
     return other
 
 
-#: folder -> (sha256, signature of its files, when hashed) for artifacts this process hashed.
-_VERIFIED: dict[str, tuple[str, tuple[tuple[str, int, int, int, int], ...], int]] = {}
+#: folder -> (sha256, signature of its files, when hashed, files hashed while being written or
+#: None) for artifacts this process hashed (None: verified by reading, not written here).
+_VERIFIED: dict[
+    str, tuple[str, tuple[tuple[str, int, int, int, int], ...], int, frozenset[str] | None]
+] = {}
 #: File times are coarse (a clock tick): a file changed within this window of being hashed
 #: could keep its times, so such a "racy" entry is always hashed again (as git does).
 _RACY_NS = 50_000_000
@@ -390,6 +480,11 @@ def _still_verified(folder: str, sha256: str, *, racy_ok: bool = False) -> bool:
     through its files' entries only when they are rewritten; full hashes catch the rest).
     ``racy_ok`` accepts an entry hashed within a clock tick of a change (the cache-hit check
     does, as it accepts a recorded stamp: a consumer still hashes such an entry on load).
+    A folder this process wrote, and each file hashed while it was written, is never racy:
+    the bytes were hashed as they went to disk and the stats taken after the last change, so
+    a later change shows in them (the documented limit of any stat check remains: an edit
+    within the same clock tick keeping size and times; Linux 6.13+ gives such an edit a
+    distinct time once the first was looked at).
     """
     entry = _VERIFIED.get(folder)
     if entry is None or entry[0] != sha256:
@@ -398,12 +493,14 @@ def _still_verified(folder: str, sha256: str, *, racy_ok: bool = False) -> bool:
         st = os.stat(folder)
         if (st.st_mtime_ns, st.st_ctime_ns, st.st_ino) != _FOLDER_STAT.get(folder):
             return False
-        newest = max(st.st_mtime_ns, st.st_ctime_ns)
+        written = entry[3]
+        newest = 0 if written is not None else max(st.st_mtime_ns, st.st_ctime_ns)
         for rel, size, mtime, ctime, ino in entry[1]:
             st = os.stat(os.path.join(folder, rel))
             if (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino) != (size, mtime, ctime, ino):
                 return False
-            newest = max(newest, mtime, ctime)
+            if written is None or rel not in written:
+                newest = max(newest, mtime, ctime)
     except OSError:
         return False
     return racy_ok or newest < entry[2] - _RACY_NS
@@ -422,7 +519,7 @@ def _signature(folder: str) -> tuple[tuple[str, int, int, int, int], ...]:
     return tuple(result)
 
 
-def _remember(folder: str, digest: str) -> None:
+def _remember(folder: str, digest: str, written: frozenset[str] | None = None) -> None:
     if len(_VERIFIED) > 10_000:
         _VERIFIED.clear()
         _FOLDER_STAT.clear()
@@ -431,7 +528,7 @@ def _remember(folder: str, digest: str) -> None:
     except OSError:
         return
     _FOLDER_STAT[folder] = (st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-    _VERIFIED[folder] = (digest, _signature(folder), time.time_ns())
+    _VERIFIED[folder] = (digest, _signature(folder), time.time_ns(), written)
 
 
 def _corrupted(uri: str, actual: str, sha256: str) -> BridgeError:
@@ -451,6 +548,17 @@ def _manifest(listing: Iterable[tuple[Any, ...]]) -> str:
 def _stat_digest(signature: Iterable[tuple[str, int, int, int, int]]) -> str:
     text = "".join("\0".join(map(str, item)) + "\n" for item in signature)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+#: uri -> (relative path, size) of each file of remote artifacts this process uploaded.
+_UPLOADED: dict[str, tuple[tuple[str, int], ...]] = {}
+
+
+def _remote_listing_or_empty(fs: Any, path: str) -> tuple[tuple[str, int], ...]:
+    try:
+        return _remote_listing(fs, path)
+    except (FileNotFoundError, OSError):
+        return ()
 
 
 def _remote_listing(fs: Any, path: str) -> tuple[tuple[str, int], ...]:
@@ -480,11 +588,44 @@ def _list_local(folder: str, prefix: str, out: list[tuple[str, str]]) -> None:
 
 
 def _hash_local(folder: str) -> tuple[str, int]:
+    """``(content hash, total size)`` of a local folder, reading every file."""
+    files: list[tuple[str, str]] = []
+    _list_local(folder, "", files)
+    triples = []
+    for rel, full in files:
+        size, sha = hashing.hash_file(full)
+        triples.append((rel, size, sha))
+    return hashing.folder_digest(triples), sum(t[1] for t in triples)
+
+
+def _hash_written(
+    folder: str, written: Mapping[str, tuple[int, str, hashing.Stat]]
+) -> tuple[str, int, frozenset[str]]:
+    """Like :func:`_hash_local` for a folder just written through a :class:`HashingLocalFS`:
+    a file hashed while it was written, unchanged since it was closed, is not read again.
+    Also returns the relative paths of those files."""
+    files: list[tuple[str, str]] = []
+    _list_local(folder, "", files)
+    triples = []
+    hashed_while_written = []
+    for rel, full in files:
+        known = written.get(os.path.abspath(full))
+        if known is not None and hashing.stat_of(full) == known[2]:
+            triples.append((rel, known[0], known[1]))
+            hashed_while_written.append(rel)
+        else:
+            size, sha = hashing.hash_file(full)
+            triples.append((rel, size, sha))
+    total = sum(t[1] for t in triples)
+    return hashing.folder_digest(triples), total, frozenset(hashed_while_written)
+
+
+def _hash_local_v1(folder: str) -> str:
+    """The scheme-1 content hash (recorded by earlier versions, see :mod:`hashing`)."""
     files: list[tuple[str, str]] = []
     _list_local(folder, "", files)
     files.sort()
     digest = hashlib.sha256()
-    total = 0
     for rel, full in files:
         with open(full, "rb") as handle:
             size = os.fstat(handle.fileno()).st_size
@@ -493,8 +634,7 @@ def _hash_local(folder: str) -> tuple[str, int]:
                 digest.update(handle.read())
             else:
                 hashlib_file(handle, digest)
-        total += size
-    return digest.hexdigest(), total
+    return digest.hexdigest()
 
 
 def hashlib_file(handle: Any, digest: Any) -> None:
@@ -506,15 +646,18 @@ def hashlib_file(handle: Any, digest: Any) -> None:
 
 def _hash_fs(fs: Any, folder: str) -> tuple[str, int]:
     folder = fs._strip_protocol(folder).rstrip("/")
-    digest = hashlib.sha256()
-    total = 0
+    triples = []
     for full in sorted(fs.find(folder)):
-        rel = full[len(folder) + 1 :]
         data = fs.cat_file(full)
-        digest.update(f"{rel}\0{len(data)}\0".encode())
-        digest.update(data)
-        total += len(data)
-    return digest.hexdigest(), total
+        triples.append((full[len(folder) + 1 :], len(data), hashing.file_digest(data)))
+    return hashing.folder_digest(triples), sum(t[1] for t in triples)
+
+
+def _hash_fs_v1(fs: Any, folder: str) -> str:
+    folder = fs._strip_protocol(folder).rstrip("/")
+    return hashing.bytes_digest_v1(
+        {full[len(folder) + 1 :]: fs.cat_file(full) for full in sorted(fs.find(folder))}
+    )
 
 
 def filesystem_for(url: str) -> Any:
@@ -558,6 +701,32 @@ class LocalFS:
 
 
 _PLAIN_MODES = ("rb", "wb", "r", "w", "ab", "a")
+
+
+class HashingLocalFS(LocalFS):
+    """The local filesystem a materializer writes a new artifact through: a file opened with
+    ``open(path, "wb")`` is hashed as it is written (:attr:`written`), so the store does not
+    read it back. Materializers need nothing special (Arrow writers check ``hashes_writes``
+    to write through it rather than through their own native file)."""
+
+    hashes_writes = True
+
+    def __init__(self, remote: bool = False) -> None:
+        #: absolute path -> (size, sha256, stat right after it was closed)
+        self.written: dict[str, tuple[int, str, hashing.Stat]] = {}
+        #: True when the folder is staged for a remote store (materializers may compress)
+        self.remote_destination = remote
+
+    def open(self, path: Any, mode: str = "rb", **kwargs: Any) -> Any:
+        if isinstance(path, str) and "://" not in path:
+            self.written.pop(os.path.abspath(path), None)  # re-opened: hashed again if so
+            if mode == "wb" and not kwargs:
+                return hashing.HashingWriter(path, self._closed)
+        return super().open(path, mode, **kwargs)
+
+    def _closed(self, path: str, size: int, sha: str, trusted: bool) -> None:
+        if trusted:  # the stat is taken now: any later change of the file shows in it
+            self.written[os.path.abspath(path)] = (size, sha, hashing.stat_of(path))
 
 
 _LOCAL_FS: Any = None
