@@ -99,6 +99,25 @@ class RunRecord:
     git_sha: str | None = None
     git_dirty: bool | None = None
     links: Mapping[str, str] = field(default_factory=dict)
+    #: The metadata store the run is recorded in (for :attr:`metrics` and :attr:`metadata`).
+    store: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """What steps logged on the run with ``log_run_metric`` (read from the store)."""
+        return self._values()["metrics"]
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """What steps logged on the run with ``log_run_metadata`` (read from the store)."""
+        return self._values()["metadata"]
+
+    def _values(self) -> dict[str, dict[str, Any]]:
+        if self.store is None:
+            return {"metrics": {}, "metadata": {}}
+        from zenml_bridge.stores.run_values import run_values
+
+        return run_values(self.store, self.run_id)
 
     @property
     def failed_steps(self) -> list[StepRecord]:
@@ -146,4 +165,5 @@ def load_run(ref: str, settings: Any = None) -> RunRecord:
         git_sha=row["git_sha"],
         git_dirty=row["git_dirty"],
         links=row["links"],
+        store=stack.metadata,
     )

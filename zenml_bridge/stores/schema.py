@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
 
 #: The newest schema version (this module imports SQLAlchemy only when tables are built).
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -228,8 +228,19 @@ def _v3(conn: sa.Connection, t: Tables) -> None:
             index.create(conn)
 
 
+def _v4(conn: sa.Connection, t: Tables) -> None:
+    from zenml_bridge.stores.run_values import migrate_v4
+
+    migrate_v4(conn, t)
+
+
 #: version -> migration; each brings the schema from version-1 to version.
-MIGRATIONS: dict[int, Callable[[sa.Connection, Tables], None]] = {1: _v1, 2: _v2, 3: _v3}
+MIGRATIONS: dict[int, Callable[[sa.Connection, Tables], None]] = {
+    1: _v1,
+    2: _v2,
+    3: _v3,
+    4: _v4,  # run values (stores/run_values.py)
+}
 
 
 def migrate(conn: sa.Connection, t: Tables, dialect: str, prefix: str) -> None:
