@@ -14,6 +14,7 @@ from zenml_bridge import plugins
 from zenml_bridge.config import RunConfig
 from zenml_bridge.errors import BridgeError
 from zenml_bridge.runtime import run_pipeline
+from zenml_bridge.settings import StepSettingsError
 
 PLUGIN = textwrap.dedent(
     """
@@ -78,6 +79,26 @@ PLUGIN = textwrap.dedent(
     @pipeline
     def with_tracker() -> None:
         tracked()
+
+
+    @step(settings={"gat": {"mode": "warn"}, "airflow": {"pool": "p"}})
+    def typo() -> int:
+        return 1
+
+
+    @pipeline
+    def misspelled() -> None:
+        typo()
+
+
+    @step(settings={"gate": {"mode": "loud", "max_rows": "ten", "maxrows": 3}})
+    def wrong() -> int:
+        return 1
+
+
+    @pipeline
+    def invalid() -> None:
+        wrong()
     """
 )
 
@@ -154,3 +175,59 @@ def test_unknown_flavor_of_a_kind(flavors: Path, stores_env: dict[str, str]) -> 
     config = RunConfig(components={"data_validator": {"flavor": "treshold"}})
     with pytest.raises(BridgeError, match=re.escape("Did you mean 'threshold'?")):
         run_pipeline(zb_test_flavors.gated, config=config)
+
+
+def test_invalid_settings_stop_the_trace_naming_step_key_and_allowed_values(
+    flavors: Path,
+) -> None:
+    import zb_test_flavors
+
+    with pytest.raises(StepSettingsError) as caught:
+        zb_test_flavors.invalid.to_ir()
+    problems = caught.value.problems
+    assert len(problems) == 3
+    assert problems[0].startswith(
+        "The settings 'gate' of step 'wrong' has no option 'maxrows'. Did you mean 'max_rows'?"
+    )
+    assert problems[1].startswith(
+        "The settings 'gate' of step 'wrong': 'mode' is 'loud'; allowed: 'warn' or 'fail'."
+    )
+    assert problems[2].startswith(
+        "The settings 'gate' of step 'wrong': 'max_rows' is 'ten'; allowed: a whole number."
+    )
+    assert "(pipeline 'invalid', " in problems[0]
+
+
+def test_unknown_block_warns_on_run_and_fails_under_strict(
+    flavors: Path, stores_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    import zb_test_flavors
+
+    run = run_pipeline(zb_test_flavors.misspelled)
+    assert run.status == "completed"
+    expected = (
+        "warning: Step 'typo' has the settings block 'gat', which no installed integration "
+        "declares, so nothing reads it. Did you mean 'gate'?"
+    )
+    assert expected in capsys.readouterr().err
+    with pytest.raises(StepSettingsError, match=re.escape("Did you mean 'gate'?")):
+        run_pipeline(zb_test_flavors.misspelled, strict=True)
+
+
+def test_unknown_block_is_a_compile_warning_and_a_strict_error(
+    flavors: Path, tmp_path: Path
+) -> None:
+    import zb_test_flavors
+
+    from zenml_bridge.compilers import get_compiler
+    from zenml_bridge.compilers.base import CompileOptions, UnsupportedError
+
+    pipeline = zb_test_flavors.misspelled.to_ir()
+    options = CompileOptions(out=tmp_path / "p.json")
+    result = get_compiler("ir").compile(pipeline, options)
+    assert [str(w).split(" Known")[0] for w in result.warnings] == [
+        "warning: step 'typo', settings.gat: Step 'typo' has the settings block 'gat', which no "
+        "installed integration declares, so nothing reads it. Did you mean 'gate'?"
+    ]
+    with pytest.raises(UnsupportedError, match=re.escape("settings.gat")):
+        get_compiler("ir").compile(pipeline, CompileOptions(out=options.out, strict=True))

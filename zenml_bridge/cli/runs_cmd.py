@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from zenml_bridge.redact import redact_text
+from zenml_bridge.stores.run_values import many_run_values, run_values
 
 
 def register(subparsers: Any) -> None:
@@ -132,8 +133,10 @@ def _show(args: argparse.Namespace) -> int:
     run = metadata.resolve_run(args.run)
     steps = metadata.step_runs(run["run_id"])
     ordered = sorted(steps.values(), key=lambda s: s["started_at"])
+    values = run_values(metadata, run["run_id"])
     if args.json:
-        text = json.dumps({"run": run, "steps": ordered}, indent=2, sort_keys=True, default=str)
+        document = {"run": run, "steps": ordered, "run_values": values}
+        text = json.dumps(document, indent=2, sort_keys=True, default=str)
         print(redact_text(text))
         return 0
     git = run["git_sha"] or "-"
@@ -154,6 +157,10 @@ def _show(args: argparse.Namespace) -> int:
         print(f"Code       {run['code_archive_sha256']}")
     for key, value in sorted(run["links"].items()):
         print(f"Link       {key} = {redact_text(value)}")
+    for label, section in (("Metric", "metrics"), ("Metadata", "metadata")):
+        for key, value in values[section].items():
+            shown = redact_text(json.dumps(value, sort_keys=True, default=str))
+            print(f"{label:<10} {key} = {shown}")
     print()
     rows = [
         (

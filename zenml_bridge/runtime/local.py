@@ -589,6 +589,7 @@ def _record(
         git_sha=git.sha,
         git_dirty=git.dirty(),
         links=links,
+        store=stack.metadata,
     )
 
 

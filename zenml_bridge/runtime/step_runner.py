@@ -43,6 +43,7 @@ from zenml_bridge.runtime import integrity
 from zenml_bridge.runtime.context import StepContext, step_context, step_inputs
 from zenml_bridge.runtime.stack import Stack
 from zenml_bridge.runtime.tracking import RunInfo, StepInfo
+from zenml_bridge.stores.run_values import log_values
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _CALLABLES: dict[str, tuple[Any, Callable[[Mapping[str, Any]], Any]]] = {}
@@ -325,6 +326,8 @@ def run_step(
                 return imported
             call = imported
         if hit is not None and _still_valid(registry, hit, stack, step):
+            for kind, values in (produced.get("run_values") or {}).items():
+                log_values(store, run_id, kind, values, step=step.name)  # as the producer did
             store.record_step(
                 run_id=run_id,
                 step=step.name,
@@ -548,8 +551,10 @@ PRODUCED = "@produced"
 def _cache_entry(outputs: Mapping[str, OutputInfo], context: StepContext) -> dict[str, Any]:
     """The outputs JSON of a cache entry: the outputs, and the producer's metrics/metadata."""
     entry: dict[str, Any] = dict(outputs)
-    if context.metrics or context.metadata:
+    if context.metrics or context.metadata or context.run_values:
         entry[PRODUCED] = {"metrics": dict(context.metrics), "metadata": dict(context.metadata)}
+        if context.run_values:
+            entry[PRODUCED]["run_values"] = context.run_values
     return entry
 
 
