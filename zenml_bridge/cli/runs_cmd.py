@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from zenml_bridge.redact import redact_text
-from zenml_bridge.stores.run_values import many_run_values, run_values
+from zenml_bridge.stores.run_values import run_values
 
 
 def register(subparsers: Any) -> None:
