@@ -14,7 +14,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from zenml_bridge.dsl import Pipeline, Step, parameter, pipeline, step
-from zenml_bridge.errors import BridgeError
+from zenml_bridge.errors import BridgeError, StopPipeline
+from zenml_bridge.gates import HTML
+from zenml_bridge.gates import MaterializerChoice as Materializer
 
 __version__ = "0.1.0"
 
@@ -22,10 +24,13 @@ if TYPE_CHECKING:
     from zenml_bridge.runtime.context import StepContext, get_step_context
 
 __all__ = [
+    "HTML",
     "BridgeError",
+    "Materializer",
     "Pipeline",
     "Step",
     "StepContext",
+    "StopPipeline",
     "__version__",
     "get_step_context",
     "parameter",

@@ -7,7 +7,18 @@ and an fsspec filesystem, so the same materializer works on a local folder, S3 o
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
+
+#: Media types of visualization files, by file extension (the only extensions accepted).
+VISUALIZATION_TYPES: Mapping[str, str] = {
+    ".html": "text/html",
+    ".md": "text/markdown",
+    ".png": "image/png",
+    ".svg": "image/svg+xml",
+    ".json": "application/json",
+    ".yaml": "application/yaml",
+}
 
 
 class Materializer:
@@ -63,6 +74,16 @@ class Materializer:
         between the check and the unpickling.
         """
         raise NotImplementedError
+
+    def visualizations(self, value: Any) -> Mapping[str, str | bytes]:
+        """Reports a person can look at, kept beside the artifact: file name -> content.
+
+        The runtime writes them under ``<artifact folder>/visualizations/`` before the artifact
+        is hashed, so they are immutable, verified and cached with it. Names are plain file
+        names ending in one of :data:`VISUALIZATION_TYPES` (``.html .md .png .svg .json
+        .yaml``); ``str`` content is written as UTF-8. The default is none.
+        """
+        return {}
 
     @classmethod
     def ref(cls) -> str:
