@@ -78,6 +78,11 @@ BUILTINS: tuple[_Entry, ...] = tuple(
             ("sklearn.base.BaseEstimator",),
             f"{_M}.sklearn_models:SklearnMaterializer",
         ),
+        (
+            "validation.report",
+            ("zenml_bridge.validation.ValidationReport",),
+            "zenml_bridge.validation:ValidationReportMaterializer",
+        ),
         ("builtins.pickle", ("builtins.object",), f"{_M}.pickles:PickleMaterializer"),
     )
 )

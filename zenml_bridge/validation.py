@@ -1,0 +1,185 @@
+"""What validation steps share: the report they return, its materializer, and the gate.
+
+The Great Expectations and Evidently integrations (separate distributions) return a
+:class:`ValidationReport`: the library's own result as JSON plus its HTML page, stored as
+``report.json`` with ``report.html`` as the artifact's visualization (open it with
+``zenml-bridge artifacts show ID --open``). :func:`gate` turns a failed check into what the
+step was told to do: stop the pipeline, fail the step, or warn and go on.
+
+Nothing heavy is imported here (no pandas): :func:`check_frame` looks at types by name.
+
+Example:
+    >>> report = ValidationReport(kind="example", title="Check", passed=False,
+    ...                           summary={"failed": ["x"]}, result={}, html="<p>x</p>")
+    >>> report.passed, report.summary["failed"]
+    (False, ['x'])
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from zenml_bridge.errors import BridgeError, StopPipeline, did_you_mean
+from zenml_bridge.materializers.base import Materializer, join, prepare
+
+__all__ = [
+    "ON_FAILURE",
+    "ValidationFailed",
+    "ValidationReport",
+    "ValidationReportMaterializer",
+    "check_choice",
+    "check_frame",
+    "gate",
+]
+
+log = logging.getLogger("zenml_bridge.validation")
+
+#: What a gate does when the data fails: stop the run, fail the step, or warn and go on.
+ON_FAILURE = ("stop", "fail", "warn")
+
+
+class ValidationFailed(BridgeError):
+    """A validation step with ``on_failure="fail"`` found bad data: the step fails."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ValidationReport:
+    """A validation or drift report: the library's result as JSON and its page as HTML.
+
+    Attributes:
+        kind: which check made it, e.g. ``"great_expectations.validation"``.
+        title: the page's title, also shown in listings.
+        passed: whether the data passed the check.
+        summary: the few facts a gate message quotes (failed expectations, drifted columns).
+        result: the library's full result, JSON-able (GX validation result, Evidently snapshot).
+        html: a self-contained page of the result.
+    """
+
+    kind: str
+    title: str
+    passed: bool
+    summary: Mapping[str, Any] = field(default_factory=dict)
+    result: Mapping[str, Any] = field(default_factory=dict)
+    html: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything but the page, as stored in ``report.json``."""
+        return {
+            "kind": self.kind,
+            "title": self.title,
+            "passed": self.passed,
+            "summary": dict(self.summary),
+            "result": dict(self.result),
+        }
+
+
+class ValidationReportMaterializer(Materializer):
+    """Stores a :class:`ValidationReport` as ``report.json`` + ``report.html``.
+
+    The page is also the artifact's visualization (``visualizations/report.html``).
+    """
+
+    name: ClassVar[str] = "validation.report"
+    version: ClassVar[str] = "1"
+    handles: ClassVar[tuple[str, ...]] = ("zenml_bridge.validation.ValidationReport",)
+
+    def save(self, value: Any, folder: str, fs: Any) -> None:
+        prepare(folder, fs)
+        with fs.open(join(folder, "report.json"), "w") as f:
+            json.dump(value.to_json(), f, sort_keys=True, default=str, allow_nan=False)
+        with fs.open(join(folder, "report.html"), "w", encoding="utf-8") as f:
+            f.write(value.html)
+
+    def load(self, folder: str, fs: Any) -> ValidationReport:
+        with fs.open(join(folder, "report.json"), "r") as f:
+            data = json.load(f)
+        with fs.open(join(folder, "report.html"), "r", encoding="utf-8") as f:
+            html = f.read()
+        return ValidationReport(
+            kind=data["kind"],
+            title=data["title"],
+            passed=bool(data["passed"]),
+            summary=data.get("summary", {}),
+            result=data.get("result", {}),
+            html=html,
+        )
+
+    def visualizations(self, value: Any) -> Mapping[str, str | bytes]:
+        return {"report.html": value.html}
+
+
+def check_choice(step: str, option: str, value: Any, allowed: tuple[str, ...]) -> str:
+    """``value`` when it is one of ``allowed``, else a BridgeError naming step and option."""
+    if value not in allowed:
+        raise BridgeError(
+            f"Step '{step}': {option}={value!r} is not one of "
+            + ", ".join(repr(a) for a in allowed)
+            + "."
+            + did_you_mean(str(value), allowed)
+        )
+    return str(value)
+
+
+def check_frame(step: str, argument: str, value: Any) -> Any:
+    """``value`` when it is a non-empty pandas DataFrame, else a BridgeError saying so.
+
+    Example:
+        >>> check_frame("gx_validate", "df", [1, 2])
+        Traceback (most recent call last):
+        ...
+        zenml_bridge.ir.errors.BridgeError: Step 'gx_validate': input 'df' must be a pandas DataFrame, got list. Pass the DataFrame a step returned (or pd.DataFrame(...)).
+    """  # noqa: E501
+    names = {f"{c.__module__}.{c.__qualname__}" for c in type(value).__mro__}
+    if not names & {"pandas.core.frame.DataFrame", "pandas.DataFrame"}:
+        raise BridgeError(
+            f"Step '{step}': input '{argument}' must be a pandas DataFrame, got "
+            f"{type(value).__name__}. Pass the DataFrame a step returned (or pd.DataFrame(...))."
+        )
+    if len(value.columns) == 0 or len(value) == 0:
+        shape = f"{len(value)} rows x {len(value.columns)} columns"
+        raise BridgeError(
+            f"Step '{step}': input '{argument}' is an empty DataFrame ({shape}); there is "
+            "nothing to validate. Check the step that produced it."
+        )
+    return value
+
+
+def gate(step: str, on_failure: str, report: ValidationReport, reason: str, outputs: Any) -> None:
+    """Act on a failed check; nothing happens when ``report.passed``.
+
+    Args:
+        step: the step's name, for messages.
+        on_failure: ``"stop"`` raises :class:`~zenml_bridge.StopPipeline` (the run ends
+            ``stopped``, the outputs are kept, downstream steps are skipped); ``"fail"`` raises
+            :class:`ValidationFailed` (the step fails); ``"warn"`` logs a warning and records
+            ``validation_failed`` and ``validation_reason`` in the step's metadata.
+        report: the report of the check.
+        reason: what failed, e.g. ``"2 of 9 expectations failed: ..."``.
+        outputs: the step's outputs as :class:`~zenml_bridge.StopPipeline` takes them.
+    """
+    if report.passed:
+        _record({"validation_failed": False})
+        return
+    message = f"Step '{step}': {reason}"
+    if on_failure == "stop":
+        raise StopPipeline(message, outputs=outputs)
+    if on_failure == "fail":
+        raise ValidationFailed(
+            message + ". The report is in the step's logs; use on_failure='stop' to keep it as "
+            "an artifact, or 'warn' to go on."
+        )
+    log.warning("%s (on_failure='warn': the pipeline goes on)", message)
+    _record({"validation_failed": True, "validation_reason": reason})
+
+
+def _record(values: Mapping[str, Any]) -> None:
+    """Step metadata when a step runs (a direct call outside a pipeline has no context)."""
+    from zenml_bridge.runtime.context import _CURRENT
+
+    context = _CURRENT.get()
+    if context is not None:
+        context.log_metadata(values)
