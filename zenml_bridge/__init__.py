@@ -21,15 +21,20 @@ from zenml_bridge.gates import MaterializerChoice as Materializer
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from zenml_bridge.components import DataValidator, StackComponent
     from zenml_bridge.runtime.context import StepContext, get_step_context
+    from zenml_bridge.settings import StepSettings
 
 __all__ = [
     "HTML",
     "BridgeError",
+    "DataValidator",
     "Materializer",
     "Pipeline",
+    "StackComponent",
     "Step",
     "StepContext",
+    "StepSettings",
     "StopPipeline",
     "__version__",
     "get_step_context",
@@ -41,6 +46,9 @@ __all__ = [
 _LAZY = {
     "get_step_context": "zenml_bridge.runtime.context",
     "StepContext": "zenml_bridge.runtime.context",
+    "StackComponent": "zenml_bridge.components",
+    "DataValidator": "zenml_bridge.components",
+    "StepSettings": "zenml_bridge.settings",
 }
 
 

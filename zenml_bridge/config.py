@@ -31,7 +31,7 @@ CONFIG_NAME = "config.yaml"
 ENV_METADATA_URL = "ZENML_BRIDGE_METADATA_URL"
 ENV_ARTIFACT_ROOT = "ZENML_BRIDGE_ARTIFACT_ROOT"
 ENV_HOME = "ZENML_BRIDGE_HOME"
-STACK_KEYS = ("metadata_url", "artifact_root", "experiment_tracker")
+STACK_KEYS = ("metadata_url", "artifact_root", "experiment_tracker", "components")
 STEP_KEYS = ("cache", "cache_salt", "retries", "retry_delay", "retry_backoff")
 RUN_KEYS = ("pipeline", "parameters", "cache", "parallel", "stack", *STACK_KEYS, "steps")
 #: key -> (accepted types, how the message names them). bool is refused where a number is
@@ -46,6 +46,7 @@ RUN_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "metadata_url": _TEXT,
     "artifact_root": _TEXT,
     "experiment_tracker": ((dict,), "a mapping with a 'flavor' (e.g. {flavor: mlflow})"),
+    "components": ((dict,), "a mapping of kind: {flavor: NAME, ...options}"),
     "steps": ((dict,), "a mapping of step name: settings"),
 }
 STEP_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
@@ -71,9 +72,18 @@ class Settings:
     metadata_url: str
     artifact_root: str
     experiment_tracker: Mapping[str, Any] | None = None
+    #: kind -> ``{flavor: NAME, ...options}``; see :meth:`component_configs`.
+    components: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     stack: str = "default"
     home: Path
     project: Path | None = None
+
+    def component_configs(self) -> dict[str, dict[str, Any]]:
+        """Every component block of the stack; ``experiment_tracker:`` counts as one."""
+        found = {kind: dict(block) for kind, block in self.components.items()}
+        if self.experiment_tracker:
+            found["experiment_tracker"] = dict(self.experiment_tracker)
+        return found
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -88,6 +98,7 @@ class RunConfig:
     metadata_url: str | None = None
     artifact_root: str | None = None
     experiment_tracker: Mapping[str, Any] | None = None
+    components: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     steps: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     path: str = "<run config>"
 
@@ -299,7 +310,23 @@ def config_at(home: Path) -> dict[str, Any]:
     for name, stack in stacks.items():
         check_keys(stack or {}, STACK_KEYS, f"stack '{name}' in {path}")
         check_types(stack or {}, RUN_TYPES, f"stack '{name}' in {path}")
+        check_components((stack or {}).get("components"), f"stack '{name}' in {path}")
     return config
+
+
+def check_components(components: Mapping[str, Any] | None, where: str) -> None:
+    """Each component block is a mapping with a text ``flavor``; kinds are identifiers."""
+    for kind, block in (components or {}).items():
+        if not kind.isidentifier():
+            raise BridgeError(
+                f"The component kind '{kind}' in the {where} is not a name like "
+                "'experiment_tracker'. Fix it in that file."
+            )
+        if not isinstance(block, Mapping) or not isinstance(block.get("flavor"), str):
+            raise BridgeError(
+                f"The component '{kind}' in the {where} must be a mapping with a 'flavor', "
+                f"e.g. `{kind}: {{flavor: NAME, ...options}}`. Fix it in that file."
+            )
 
 
 def check_keys(data: Mapping[str, Any], known: tuple[str, ...], where: str) -> None:
@@ -380,11 +407,21 @@ def load_settings(
     )
     if "://" not in artifact_root and not os.path.isabs(artifact_root):
         artifact_root = str((base / artifact_root).resolve())
-    tracker = rc.experiment_tracker or chosen.get("experiment_tracker")
+    # Strongest first: the run config's two spellings, then the stack's.
+    stack_components = dict(chosen.get("components") or {})
+    tracker = (
+        rc.experiment_tracker
+        or rc.components.get("experiment_tracker")
+        or chosen.get("experiment_tracker")
+        or stack_components.get("experiment_tracker")
+    )
+    components = {**stack_components, **dict(rc.components)}
+    components.pop("experiment_tracker", None)
     return Settings(
         metadata_url=metadata_url,
         artifact_root=artifact_root,
         experiment_tracker=dict(tracker) if tracker else None,
+        components={kind: dict(block) for kind, block in components.items()},
         stack=stack_name,
         home=home,
         project=project,
@@ -423,6 +460,7 @@ def load_run_config(path: str | Path) -> RunConfig:
         what = f"settings of step '{name}' in the {where}"
         check_keys(settings or {}, STEP_KEYS, what)
         check_types(settings or {}, STEP_TYPES, what)
+    check_components(data.get("components"), where)
     tracker = data.get("experiment_tracker")
     if tracker is not None and not (isinstance(tracker, dict) and "flavor" in tracker):
         raise BridgeError(
@@ -438,6 +476,7 @@ def load_run_config(path: str | Path) -> RunConfig:
         metadata_url=data.get("metadata_url"),
         artifact_root=data.get("artifact_root"),
         experiment_tracker=tracker,
+        components=dict(data.get("components") or {}),
         steps={name: dict(settings or {}) for name, settings in steps.items()},
         path=str(path),
     )

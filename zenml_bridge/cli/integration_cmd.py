@@ -1,9 +1,10 @@
 """``zenml-bridge integration list``: installed integrations, found through entry points.
 
 An integration is a separate distribution (``zenml-bridge-mlflow``, ...) that registers itself
-in the ``zenml_bridge.integrations`` entry-point group and may add experiment trackers,
-materializers or compilers through their groups. Listing reads package metadata only; nothing
-is imported unless ``--check`` asks for it, so the core never depends on any integration.
+in the ``zenml_bridge.integrations`` entry-point group and may add stack component flavors,
+settings blocks, materializers or compilers through their groups (all read through the plugin
+table, :mod:`zenml_bridge.plugins`). Listing reads package metadata only; nothing is imported
+unless ``--check`` asks for it, so the core never depends on any integration.
 """
 
 from __future__ import annotations
@@ -16,12 +17,16 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from typing import Any
 
-GROUP = "zenml_bridge.integrations"
-#: Groups whose entries an integration "provides", with the word used in the listing.
+from zenml_bridge import plugins
+
+GROUP = plugins.INTEGRATIONS
+#: Groups whose entries an integration "provides", with the word used in the listing (a
+#: flavor is shown as "<kind> <flavor>", e.g. "experiment_tracker mlflow").
 PROVIDES = {
-    "zenml_bridge.experiment_trackers": "tracker",
-    "zenml_bridge.materializers": "materializer",
-    "zenml_bridge.compilers": "compiler",
+    plugins.FLAVORS: "",
+    plugins.SETTINGS: "settings",
+    plugins.MATERIALIZERS: "materializer",
+    plugins.COMPILERS: "compiler",
 }
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
@@ -67,31 +72,28 @@ def installed(check: bool = False) -> list[Integration]:
     """
     provided: dict[str, list[str]] = {}
     for group, word in PROVIDES.items():
-        for ep in metadata.entry_points(group=group):
-            dist = ep.dist.name if ep.dist else ""
-            provided.setdefault(_norm(dist), []).append(f"{word} {ep.name}")
+        for name, plugin in plugins.installed(group).items():
+            label = name.replace(".", " ", 1) if group == plugins.FLAVORS else f"{word} {name}"
+            provided.setdefault(_norm(plugin.distribution or ""), []).append(label)
     found: dict[str, Integration] = {}
-    for ep in metadata.entry_points(group=GROUP):
-        dist_name = ep.dist.name if ep.dist else "?"
-        version = ep.dist.version if ep.dist else "?"
-        if ep.name in found:  # the same distribution seen twice on sys.path
-            continue
+    for name, plugin in plugins.installed(GROUP).items():
+        dist = getattr(plugin.entry_point, "dist", None)
         item = Integration(
-            name=ep.name,
-            module=ep.value,
-            distribution=dist_name,
-            version=version,
-            provides=sorted(set(provided.get(_norm(dist_name), []))),
-            requires=_requirements(ep.dist),
+            name=name,
+            module=plugin.target,
+            distribution=plugin.distribution or "?",
+            version=plugin.version or "?",
+            provides=sorted(set(provided.get(_norm(plugin.distribution or ""), []))),
+            requires=_requirements(dist),
         )
         if check:
             try:
-                importlib.import_module(ep.value.split(":", 1)[0])
+                importlib.import_module(plugin.target.split(":", 1)[0])
             except Exception as exc:  # report, do not crash the listing
                 item.status = f"broken: {type(exc).__name__}: {exc}"
             else:
                 item.status = "ok"
-        found[ep.name] = item
+        found[name] = item
     return sorted(found.values(), key=lambda i: i.name)
 
 

@@ -25,12 +25,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from zenml_bridge import plugins
 from zenml_bridge.errors import BridgeError, did_you_mean
 from zenml_bridge.materializers.base import Materializer, type_name
 
-GROUP = "zenml_bridge.materializers"
-
-_M = "zenml_bridge.materializers"
+GROUP = plugins.MATERIALIZERS
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,47 +43,35 @@ class _Entry:
     origin: str  # "built-in", "entry point (dist)", "register()"
 
 
-#: Built-ins: (name, handles, "module:Class"), all at version "1". tests/materializers check
-#: that these agree with the classes, so that matching a type or reading a version for a cache
-#: check imports nothing heavy (the pandas module imports pandas).
+#: What the built-ins of the plugin table handle, in selection order, all at version "1".
+#: tests/materializers check that these agree with the classes, so that matching a type or
+#: reading a version for a cache check imports nothing heavy (the pandas module imports pandas).
+_BUILTIN_HANDLES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "builtins.json",
+        (
+            "builtins.NoneType",
+            "builtins.bool",
+            "builtins.int",
+            "builtins.float",
+            "builtins.list",
+            "builtins.dict",
+        ),
+    ),
+    ("builtins.str", ("builtins.str",)),
+    ("builtins.bytes", ("builtins.bytes",)),
+    # Public names: pandas 3 reports these, pandas 2 reports pandas.core.frame.DataFrame
+    # (same object, matched through the imported `pandas` module, see _resolve).
+    ("pandas.dataframe", ("pandas.DataFrame",)),
+    ("pandas.series", ("pandas.Series",)),
+    ("numpy.ndarray", ("numpy.ndarray", "numpy.generic")),
+    ("sklearn.joblib", ("sklearn.base.BaseEstimator",)),
+    ("validation.report", ("zenml_bridge.validation.ValidationReport",)),
+    ("builtins.pickle", ("builtins.object",)),
+)
 BUILTINS: tuple[_Entry, ...] = tuple(
-    _Entry(name, "1", handles, target, "built-in")
-    for name, handles, target in (
-        (
-            "builtins.json",
-            (
-                "builtins.NoneType",
-                "builtins.bool",
-                "builtins.int",
-                "builtins.float",
-                "builtins.list",
-                "builtins.dict",
-            ),
-            f"{_M}.builtin:JSONMaterializer",
-        ),
-        ("builtins.str", ("builtins.str",), f"{_M}.builtin:StrMaterializer"),
-        ("builtins.bytes", ("builtins.bytes",), f"{_M}.builtin:BytesMaterializer"),
-        # Public names: pandas 3 reports these, pandas 2 reports pandas.core.frame.DataFrame
-        # (same object, matched through the imported `pandas` module, see _resolve).
-        ("pandas.dataframe", ("pandas.DataFrame",), f"{_M}.pandas_frames:DataFrameMaterializer"),
-        ("pandas.series", ("pandas.Series",), f"{_M}.pandas_frames:SeriesMaterializer"),
-        (
-            "numpy.ndarray",
-            ("numpy.ndarray", "numpy.generic"),
-            f"{_M}.numpy_arrays:NumpyMaterializer",
-        ),
-        (
-            "sklearn.joblib",
-            ("sklearn.base.BaseEstimator",),
-            f"{_M}.sklearn_models:SklearnMaterializer",
-        ),
-        (
-            "validation.report",
-            ("zenml_bridge.validation.ValidationReport",),
-            "zenml_bridge.validation:ValidationReportMaterializer",
-        ),
-        ("builtins.pickle", ("builtins.object",), f"{_M}.pickles:PickleMaterializer"),
-    )
+    _Entry(name, "1", handles, plugins.BUILTINS[GROUP][name], "built-in")
+    for name, handles in _BUILTIN_HANDLES
 )
 
 _BUILTIN_NAMES: dict[str, _Entry] = {entry.name: entry for entry in BUILTINS}
@@ -226,9 +213,7 @@ def _plugins() -> list[_Entry]:
     global _entry_points, _plugin_entries
     with _lock:
         if _plugin_entries is None:
-            from importlib.metadata import entry_points
-
-            found = {ep.name: ep for ep in entry_points(group=GROUP)}
+            found = {name: p.entry_point for name, p in plugins.installed(GROUP).items()}
             _entry_points = found
             entries = []
             for ep_name in sorted(found):

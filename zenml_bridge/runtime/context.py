@@ -16,9 +16,15 @@ import math
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from zenml_bridge.errors import BridgeError
+
+if TYPE_CHECKING:
+    from zenml_bridge.components import StackComponent
+    from zenml_bridge.settings import StepSettings
+
+    S = TypeVar("S", bound=StepSettings)
 
 
 class StepContext:
@@ -28,10 +34,27 @@ class StepContext:
     transaction as its outputs) and handed to the experiment tracker when one is configured.
     """
 
-    __slots__ = ("metadata", "metrics", "parameters", "pipeline_name", "run_id", "step_name")
+    __slots__ = (
+        "_parsed",
+        "_stack",
+        "metadata",
+        "metrics",
+        "parameters",
+        "pipeline_name",
+        "run_id",
+        "step_name",
+        "step_settings",
+    )
 
     def __init__(
-        self, run_id: str, step_name: str, pipeline_name: str, parameters: Mapping[str, Any]
+        self,
+        run_id: str,
+        step_name: str,
+        pipeline_name: str,
+        parameters: Mapping[str, Any],
+        *,
+        stack: Any = None,
+        step_settings: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.run_id = run_id
         self.step_name = step_name
@@ -39,9 +62,43 @@ class StepContext:
         self.parameters = dict(parameters)
         self.metadata: dict[str, Any] = {}
         self.metrics: dict[str, float] = {}
+        #: The step's settings blocks as written (``@step(settings={key: {...}})``).
+        self.step_settings: dict[str, Any] = dict(step_settings or {})
+        self._stack = stack  # runtime.stack.Stack: has .component(kind)
+        self._parsed: dict[type, Any] = {}
 
     def __repr__(self) -> str:
         return f"<StepContext run={self.run_id} step={self.step_name}>"
+
+    def component(self, kind: str) -> StackComponent:
+        """The stack's component of ``kind`` (e.g. ``"experiment_tracker"``), ready to use.
+
+        Raises:
+            BridgeError: the stack has no such component; the message says how to add one.
+
+        Example:
+            >>> tracker = get_step_context().component("experiment_tracker")  # doctest: +SKIP
+        """
+        if self._stack is None:
+            raise BridgeError(
+                f"Step '{self.step_name}' asked for the {kind} component, but this step runs "
+                "without a stack. Run it through a pipeline."
+            )
+        component: StackComponent = self._stack.component(kind)
+        return component
+
+    def settings(self, cls: type[S]) -> S:
+        """The step's ``cls.key`` settings block, parsed and validated (defaults when absent).
+
+        Example:
+            >>> options = get_step_context().settings(MLflowStepSettings)  # doctest: +SKIP
+        """
+        parsed = self._parsed.get(cls)
+        if parsed is None:
+            parsed = cls.parse(self.step_settings.get(cls.key), step=self.step_name)
+            self._parsed[cls] = parsed
+        result: S = parsed
+        return result
 
     def log_metadata(self, values: Mapping[str, Any]) -> None:
         """Record JSON-able key/values for this step run (later calls update earlier ones)."""

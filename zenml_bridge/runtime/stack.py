@@ -8,14 +8,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from zenml_bridge.components import StackComponent, build_component, component_class
 from zenml_bridge.config import Settings
-from zenml_bridge.errors import BridgeError, did_you_mean
+from zenml_bridge.errors import BridgeError
 from zenml_bridge.redact import redact_text
 from zenml_bridge.runtime.tracking import ExperimentTracker
 from zenml_bridge.stores.artifacts import ArtifactStore
 from zenml_bridge.stores.metadata import MetadataStore, check_writable
-
-TRACKER_GROUP = "zenml_bridge.experiment_trackers"
 
 
 @dataclass
@@ -66,29 +65,45 @@ def load_tracker(config: Mapping[str, Any] | None, home: Any = None) -> Tracker 
         raise BridgeError(
             f"experiment_tracker on_error is {on_error!r}; use 'fail' (default) or 'skip'."
         )
-    from importlib.metadata import entry_points
-
-    found = {ep.name: ep for ep in entry_points(group=TRACKER_GROUP)}
-    if flavor not in found:
-        known = ", ".join(sorted(found)) or "none installed"
-        raise BridgeError(
-            f"There is no experiment tracker flavor {flavor!r}."
-            + did_you_mean(flavor, found)
-            + f" Installed flavors: {known}. Install the integration that provides it "
-            f"(e.g. pip install zenml-bridge-{flavor or 'mlflow'})."
-        )
-    cls = found[flavor].load()
-    return Tracker(cls(**options), on_error)
+    cls = component_class("experiment_tracker", flavor)
+    tracker: ExperimentTracker = cls(**options)  # type: ignore[assignment]
+    return Tracker(tracker, on_error)
 
 
 @dataclass
 class Stack:
-    """The metadata store, artifact store and tracker of the active settings."""
+    """The metadata store, artifact store, tracker and other components of the settings."""
 
     settings: Settings
     metadata: MetadataStore
     artifacts: ArtifactStore
     tracker: Tracker | None
+    _components: dict[str, StackComponent] = field(default_factory=dict, repr=False)
+
+    def component(self, kind: str) -> StackComponent:
+        """The stack's component of ``kind``, built on first use and then reused.
+
+        Raises:
+            BridgeError: the stack has no component of that kind (naming how to add one).
+        """
+        if kind == "experiment_tracker" and self.tracker is not None:
+            return self.tracker.tracker  # type: ignore[no-any-return]
+        found = self._components.get(kind)
+        if found is not None:
+            return found
+        config = self.settings.component_configs().get(kind)
+        if not config:
+            configured = sorted(self.settings.component_configs())
+            raise BridgeError(
+                f"The stack '{self.settings.stack}' has no {kind} component"
+                + (f" (it has: {', '.join(configured)})" if configured else "")
+                + f". Add one to the stack in .zenml_bridge/config.yaml: `components: "
+                f"{{{kind}: {{flavor: NAME, ...}}}}` (see `zenml-bridge integration list` for "
+                "installed flavors)."
+            )
+        component = build_component(kind, config)
+        self._components[kind] = component
+        return component
 
 
 _STACKS: dict[str, Stack] = {}
@@ -97,7 +112,7 @@ _STACKS: dict[str, Stack] = {}
 def open_stack(settings: Settings) -> Stack:
     """Open (or reuse) the stores of ``settings``; checks the artifact root is writable."""
     key = json.dumps(
-        [settings.metadata_url, settings.artifact_root, settings.experiment_tracker],
+        [settings.metadata_url, settings.artifact_root, settings.component_configs()],
         sort_keys=True,
         default=str,
     )
@@ -107,7 +122,9 @@ def open_stack(settings: Settings) -> Stack:
         artifacts.check_writable()
         check_writable(settings.metadata_url)  # a read-only SQLite file: a message, not a trace
         metadata = MetadataStore(settings.metadata_url)
-        tracker = load_tracker(settings.experiment_tracker, settings.home)
+        tracker = load_tracker(
+            settings.component_configs().get("experiment_tracker"), settings.home
+        )
         stack = Stack(settings, metadata, artifacts, tracker)
         _STACKS[key] = stack
     return stack

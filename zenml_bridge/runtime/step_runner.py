@@ -302,7 +302,9 @@ def run_step(
         if isinstance(imported, StepResult):
             return imported
         call = imported
-    context = StepContext(run_id, step.name, pipeline.name, parameters)
+    context = StepContext(
+        run_id, step.name, pipeline.name, parameters, stack=stack, step_settings=step.settings
+    )
     outputs: dict[str, OutputInfo] = {}
     new_artifacts: list[dict[str, Any]] = []
     tracker_failed = _track_start(

@@ -3,8 +3,10 @@
 The runtime calls a tracker at fixed points. On Airflow and Kubeflow every step runs in its own
 process, so :meth:`ExperimentTracker.on_run_start` is called by each process that runs a step
 of the run and must find-or-create (idempotent by ``run.run_id``). Trackers are configured in the
-stack config (``experiment_tracker: {flavor: mlflow, ...}``) and found by flavor name in the
-``zenml_bridge.experiment_trackers`` entry-point group.
+stack config (``components: {experiment_tracker: {flavor: mlflow, ...}}``, or the older
+``experiment_tracker: {...}``) and found in the plugin table as ``experiment_tracker.<flavor>``
+(entry-point group ``zenml_bridge.flavors``; the old group ``zenml_bridge.experiment_trackers``
+still works).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
+
+from zenml_bridge.components import StackComponent
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,8 +47,10 @@ class StepInfo:
     settings: Mapping[str, Any] = field(default_factory=dict)
 
 
-class ExperimentTracker:
-    """Base class of trackers. Every method may be left as is (does nothing).
+class ExperimentTracker(StackComponent):
+    """Base class of trackers, the stack component of kind ``experiment_tracker``.
+
+    Every method may be left as is (does nothing).
 
     A tracker that cannot reach its backend raises :class:`zenml_bridge.BridgeError` with a
     message naming the backend and how to fix it; the runtime then fails the step (our own
@@ -52,10 +58,7 @@ class ExperimentTracker:
     the runtime records that tracking was skipped and goes on.
     """
 
-    flavor: ClassVar[str] = ""
-
-    def __init__(self, **config: Any) -> None:
-        self.config = config
+    kind: ClassVar[str] = "experiment_tracker"
 
     def on_run_start(self, run: RunInfo) -> Mapping[str, str]:
         """Find or create the tracker's run; return links to store on our run record."""

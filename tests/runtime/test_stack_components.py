@@ -1,0 +1,135 @@
+"""Stack components and step settings reached through the step context (issue 12): flavors
+from the plugin table (``zenml_bridge.flavors`` and the old tracker group), ``components:``
+in the stack config, ``get_step_context().component(kind)`` and ``.settings(cls)``."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from zenml_bridge import plugins
+from zenml_bridge.config import RunConfig
+from zenml_bridge.errors import BridgeError
+from zenml_bridge.runtime import run_pipeline
+
+PLUGIN = textwrap.dedent(
+    """
+    from dataclasses import dataclass
+    from typing import Literal
+
+    from zenml_bridge import DataValidator, StepSettings, get_step_context, pipeline, step
+    from zenml_bridge.runtime.tracking import ExperimentTracker
+
+
+    class ThresholdValidator(DataValidator):
+        flavor = "threshold"
+
+        def check(self, share: float) -> bool:
+            return share <= float(self.config.get("max_share", 0.5))
+
+
+    class OldStyleTracker(ExperimentTracker):
+        flavor = "oldstyle"
+
+
+    @dataclass(frozen=True)
+    class GateSettings(StepSettings):
+        key = "gate"
+        mode: Literal["warn", "fail"] = "fail"
+        max_rows: int = 10
+
+
+    @step(settings={"gate": {"mode": "warn"}})
+    def gate(share: float = 0.3) -> list:
+        context = get_step_context()
+        validator = context.component("data_validator")
+        options = context.settings(GateSettings)
+        return [type(validator).__name__, validator.check(share), options.mode, options.max_rows]
+
+
+    @step
+    def tracked() -> str:
+        return type(get_step_context().component("experiment_tracker")).__name__
+
+
+    @pipeline
+    def gated(share: float = 0.3) -> None:
+        gate(share=share)
+
+
+    @pipeline
+    def with_tracker() -> None:
+        tracked()
+    """
+)
+
+
+@pytest.fixture
+def flavors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A real installed distribution registering flavors in the new and the old group."""
+    site = tmp_path / "site"
+    dist = site / "zb_test_flavors-0.1.dist-info"
+    dist.mkdir(parents=True)
+    (site / "zb_test_flavors.py").write_text(PLUGIN)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: zb-test-flavors\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(
+        "[zenml_bridge.flavors]\n"
+        "data_validator.threshold = zb_test_flavors:ThresholdValidator\n"
+        "[zenml_bridge.experiment_trackers]\n"
+        "oldstyle = zb_test_flavors:OldStyleTracker\n"
+        "[zenml_bridge.settings]\n"
+        "gate = zb_test_flavors:GateSettings\n"
+    )
+    monkeypatch.syspath_prepend(str(site))
+    return site
+
+
+def test_plugin_table_reads_new_and_old_groups(flavors: Path) -> None:
+    names = plugins.plugin_names(plugins.FLAVORS)
+    assert {"data_validator.threshold", "experiment_tracker.oldstyle"} <= set(names)
+    found = plugins.find_plugin(plugins.FLAVORS, "experiment_tracker.oldstyle")
+    assert found is not None and found.origin == "entry point (zb-test-flavors)"
+    assert plugins.load_plugin(plugins.SETTINGS, "gate").key == "gate"
+    with pytest.raises(BridgeError, match=re.escape("Did you mean 'data_validator.threshold'?")):
+        plugins.load_plugin(plugins.FLAVORS, "data_validator.threshhold")
+
+
+def test_step_reaches_component_and_settings(flavors: Path, stores_env: dict[str, str]) -> None:
+    import zb_test_flavors
+
+    config = RunConfig(components={"data_validator": {"flavor": "threshold", "max_share": 0.2}})
+    run = run_pipeline(zb_test_flavors.gated, {"share": 0.3}, config=config)
+    assert run.steps["gate"].outputs["output"].load() == ["ThresholdValidator", False, "warn", 10]
+
+
+def test_old_group_tracker_is_an_experiment_tracker_component(
+    flavors: Path, stores_env: dict[str, str]
+) -> None:
+    import zb_test_flavors
+
+    config = RunConfig(components={"experiment_tracker": {"flavor": "oldstyle"}})
+    run = run_pipeline(zb_test_flavors.with_tracker, config=config)
+    assert run.steps["tracked"].outputs["output"].load() == "OldStyleTracker"
+
+
+def test_missing_component_names_the_kind_and_the_fix(
+    flavors: Path, stores_env: dict[str, str]
+) -> None:
+    import zb_test_flavors
+
+    with pytest.raises(BridgeError) as caught:
+        run_pipeline(zb_test_flavors.gated)
+    message = str(caught.value)
+    assert "The stack 'default' has no data_validator component" in message
+    assert "components: {data_validator: {flavor: NAME, ...}}" in message
+
+
+def test_unknown_flavor_of_a_kind(flavors: Path, stores_env: dict[str, str]) -> None:
+    import zb_test_flavors
+
+    config = RunConfig(components={"data_validator": {"flavor": "treshold"}})
+    with pytest.raises(BridgeError, match=re.escape("Did you mean 'threshold'?")):
+        run_pipeline(zb_test_flavors.gated, config=config)
