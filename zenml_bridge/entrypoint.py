@@ -13,9 +13,12 @@ step runs in a forked child (its timeout enforced, an exit without result notice
 is recorded ``running`` with a heartbeat while it runs. A failure while ``--attempt N`` is at
 most the step's retries is recorded ``retrying`` (the orchestrator retries); on the last
 attempt the step and the run are ``failed``. The process that finishes the last step marks the
-run completed. SIGTERM/SIGINT are recorded (step failed with the signal as reason) and then
-re-raised. Exit codes: 0 success, 1 the step failed, 2 a user error (message printed, no
-traceback), 128 + N after signal N.
+run completed. A step that raises ``StopPipeline`` is recorded ``stopped`` (with the outputs
+it gave), the steps downstream of it ``skipped`` and the run ``stopped``; the process exits
+with ``STOP_EXIT_CODE`` (99, Airflow's ``skip_on_exit_code``). SIGTERM/SIGINT are recorded
+(step failed with the signal as reason) and then re-raised. Exit codes: 0 success, 1 the step
+failed, 2 a user error (message printed, no traceback), 99 the step stopped the pipeline,
+128 + N after signal N.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
-from zenml_bridge.errors import BridgeError, did_you_mean
+from zenml_bridge.errors import STOP_EXIT_CODE, BridgeError, did_you_mean
 from zenml_bridge.redact import redact_text
 
 #: Set by backends so runs show where they ran (``airflow``, ``kubeflow``).
@@ -278,12 +281,34 @@ def run_step_command(args: argparse.Namespace) -> int:
         if isinstance(result.error, BridgeError):
             raise result.error
         return 1
+    if result.status == "stopped":
+        return _stopped(stack, pipeline, step, args.run_id, result, run_info)
     print(f"step '{step.name}' of run {args.run_id} {result.status} ({result.duration_s:.2f}s)")
     done = store.complete_run_if_done(args.run_id, len(pipeline.steps))
     if done and stack.tracker is not None and run_info is not None:
         _quietly(stack.tracker.call, "on_run_end", run_info, "completed")
     _kfp_outputs(args.kfp_executor_input, result, stack, args.run_id)
     return 0
+
+
+def _stopped(stack: Any, pipeline: Any, step: Any, run_id: str, result: Any, run_info: Any) -> int:
+    """The step raised StopPipeline: its downstream steps skipped, the run stopped, exit 99.
+
+    The orchestrator never starts the downstream tasks (Airflow skips them; Kubeflow ends the
+    run at the failed task), so they are recorded ``skipped`` here."""
+    from zenml_bridge.runtime.step_runner import downstream_of, record_skipped, stop_reason
+
+    reason = stop_reason(step.name, result.reason)
+    skipped = downstream_of(pipeline, [step.name])
+    record_skipped(stack.metadata, run_id, skipped, f"skipped: {reason}")
+    stack.metadata.finish_run(run_id, "stopped", reason=reason[:2000])
+    if stack.tracker is not None and run_info is not None:
+        _quietly(stack.tracker.call, "on_run_end", run_info, "stopped")
+    # On stderr, so the task log shows it (Kubeflow marks the task failed: the reason is there).
+    print(f"step '{step.name}' of run {run_id} {redact_text(reason)}", file=sys.stderr)
+    print(f"exiting with {STOP_EXIT_CODE}: the orchestrator skips the steps downstream",
+          file=sys.stderr)  # fmt: skip
+    return STOP_EXIT_CODE
 
 
 def _say_where(settings: Any) -> None:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import errno
+from typing import Any
 
 from zenml_bridge.ir.errors import BridgeError, IRValidationError, did_you_mean
-
-from typing import Any
 
 __all__ = [
     "STOP_EXIT_CODE",
@@ -22,7 +21,7 @@ __all__ = [
 STOP_EXIT_CODE = 99
 
 
-class StopPipeline(Exception):  # noqa: N818 - the name users raise reads as an order
+class StopPipeline(Exception):
     """Raise in a step to stop the pipeline on purpose (a gate): the run ends ``stopped``.
 
     The step is recorded ``stopped`` with ``reason`` (not ``failed``, and never retried), the

@@ -46,6 +46,7 @@ BUILTINS: dict[str, dict[str, str]] = {
     MATERIALIZERS: {
         "builtins.json": f"{_M}.builtin:JSONMaterializer",
         "builtins.str": f"{_M}.builtin:StrMaterializer",
+        "zenml_bridge.html": f"{_M}.builtin:HTMLMaterializer",
         "builtins.bytes": f"{_M}.builtin:BytesMaterializer",
         "pandas.dataframe": f"{_M}.pandas_frames:DataFrameMaterializer",
         "pandas.series": f"{_M}.pandas_frames:SeriesMaterializer",

@@ -85,6 +85,13 @@ def _run(args: argparse.Namespace) -> int:
         counts[step.status] = counts.get(step.status, 0) + 1
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     print(f"Run {run.run_id} {run.status} in {elapsed:.2f}s ({summary}).")
+    if run.status == "stopped":
+        # Stopped on purpose by a gate step (StopPipeline): reported, not an error (exit 0).
+        from zenml_bridge.redact import redact_text
+
+        print(f"Stopped: {redact_text(run.reason or 'a step raised StopPipeline')}")
+        print(f"Show it: zenml-bridge runs show {run.run_id}")
+        return 0
     if run.status != "completed":
         for step in run.failed_steps:
             print(f"Step '{step.name}' failed. Details: zenml-bridge runs show {run.run_id}")

@@ -169,6 +169,8 @@ def _show(args: argparse.Namespace) -> int:
         if s["status"] in ("failed", "retrying") and s["error"]:
             error = redact_text(s["error"]).rstrip()
             print(f"\n{s['step']} failed:\n  " + error.replace("\n", "\n  "))
+        elif s["status"] == "stopped" and s["error"]:
+            print(f"\n{s['step']} stopped the pipeline: {redact_text(s['error']).rstrip()}")
     return 0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from zenml_bridge.materializers.base import Materializer, join, prepare
@@ -163,6 +164,28 @@ class StrMaterializer(Materializer):
     def load(self, folder: str, fs: Any) -> Any:
         with fs.open(join(folder, "value.txt"), "rb") as f:
             return f.read().decode("utf-8", "surrogatepass")
+
+
+class HTMLMaterializer(Materializer):
+    """A :class:`zenml_bridge.HTML` page as ``page.html``, shown as its own visualization."""
+
+    name: ClassVar[str] = "zenml_bridge.html"
+    version: ClassVar[str] = "1"
+    handles: ClassVar[tuple[str, ...]] = ("zenml_bridge.gates.HTML",)
+
+    def save(self, value: Any, folder: str, fs: Any) -> None:
+        prepare(folder, fs)
+        with fs.open(join(folder, "page.html"), "wb") as f:
+            f.write(str(value).encode("utf-8", "surrogatepass"))
+
+    def load(self, folder: str, fs: Any) -> Any:
+        from zenml_bridge.gates import HTML
+
+        with fs.open(join(folder, "page.html"), "rb") as f:
+            return HTML(f.read().decode("utf-8", "surrogatepass"))
+
+    def visualizations(self, value: Any) -> Mapping[str, str | bytes]:
+        return {"page.html": str(value)}
 
 
 class BytesMaterializer(Materializer):

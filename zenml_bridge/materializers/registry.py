@@ -59,6 +59,8 @@ _BUILTIN_HANDLES: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     ("builtins.str", ("builtins.str",)),
+    # zenml_bridge.HTML: a page kept as the artifact and as its own visualization.
+    ("zenml_bridge.html", ("zenml_bridge.gates.HTML",)),
     ("builtins.bytes", ("builtins.bytes",)),
     # Public names: pandas 3 reports these, pandas 2 reports pandas.core.frame.DataFrame
     # (same object, matched through the imported `pandas` module, see _resolve).

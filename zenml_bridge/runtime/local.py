@@ -30,7 +30,14 @@ from zenml_bridge.runtime.liveness import HEARTBEAT, maybe_sweep
 from zenml_bridge.runtime.records import ArtifactRecord, RunRecord, StepRecord, _named
 from zenml_bridge.runtime.signals import Interrupted, Terminated, handle_signals, reraise
 from zenml_bridge.runtime.stack import Stack, open_stack
-from zenml_bridge.runtime.step_runner import StepResult, run_step, run_step_in_child
+from zenml_bridge.runtime.step_runner import (
+    StepResult,
+    downstream_of,
+    record_skipped,
+    run_step,
+    run_step_in_child,
+    stop_reason,
+)
 from zenml_bridge.runtime.tracking import RunInfo
 
 RUN_OPTIONS = (
@@ -52,7 +59,8 @@ _PRINT_LOCK = threading.Lock()
 
 @dataclass(frozen=True, slots=True)
 class StepEvent:
-    """A progress event: ``running``, ``cached``, ``completed``, ``failed`` or ``retrying``."""
+    """A progress event: ``running``, ``cached``, ``completed``, ``failed``, ``retrying``,
+    ``stopped`` (the step raised StopPipeline; ``reason`` says why) or ``skipped``."""
 
     step: str
     status: str
@@ -60,6 +68,7 @@ class StepEvent:
     attempt: int = 1
     traceback: str | None = None
     error: BaseException | None = None
+    reason: str | None = None
 
 
 @dataclass
@@ -270,9 +279,14 @@ def _execute(
                     stack, pipeline_ir, run_id, run_parameters, cache, parallel, progress,
                     run_info, results, live,
                 )  # fmt: skip
+                stopped = [r for r in results.values() if r.status == "stopped"]
+                if stopped:
+                    _skip_downstream(store, pipeline_ir, run_id, stopped, results, progress)
                 failed = any(r.status == "failed" for r in results.values())
                 complete = not failed and len(results) == len(pipeline_ir.steps)
                 status = "completed" if complete else "failed"
+                if stopped and not failed:
+                    status, reason = "stopped", stop_reason(stopped[0].name, stopped[0].reason)
                 if live.cancelled:
                     status, reason = "cancelled", "cancelled by `zenml-bridge runs cancel`"
             except Terminated as exc:
@@ -303,6 +317,8 @@ def _execute(
     record = _record(
         stack, pipeline_ir, run_id, status, run_parameters, ir_sha, git, links, results
     )
+    if reason is not None:
+        record = dataclasses.replace(record, reason=reason)
     if status == "failed" and raise_on_failure:
         failed_result = next(r for r in results.values() if r.status == "failed")
         if isinstance(failed_result.error, BridgeError):
@@ -312,6 +328,23 @@ def _execute(
             record,
         ) from failed_result.error
     return record
+
+
+def _skip_downstream(
+    store: Any,
+    pipeline_ir: ir.Pipeline,
+    run_id: str,
+    stopped: list[StepResult],
+    results: dict[str, StepResult],
+    progress: Callable[[StepEvent], None],
+) -> None:
+    """Record the steps downstream of stopped steps ``skipped`` (they were never started)."""
+    names = [n for n in downstream_of(pipeline_ir, [r.name for r in stopped]) if n not in results]
+    reason = f"skipped: {stop_reason(stopped[0].name, stopped[0].reason)}"
+    record_skipped(store, run_id, names, reason)
+    for name in names:
+        results[name] = StepResult(name=name, status="skipped", reason=reason)
+        progress(StepEvent(name, "skipped", reason=reason))
 
 
 def _record_interrupted(store: Any, live: _Live, reason: str) -> None:
@@ -381,8 +414,14 @@ def _attempts(
         attempt += 1
     progress(
         StepEvent(
-            step.name, result.status, result.duration_s, attempt, result.traceback, result.error
-        )
+            step.name,
+            result.status,
+            result.duration_s,
+            attempt,
+            result.traceback,
+            result.error,
+            result.reason,
+        )  # fmt: skip
     )
     return result
 
@@ -400,9 +439,13 @@ def _run_sequential(
     live: _Live,
 ) -> None:
     upstream: dict[str, Mapping[str, Any]] = {}
+    blocked: set[str] = set()  # stopped steps and those downstream: skipped, never started
     for step in ir.topological_order(pipeline_ir.steps):
         if live.cancelled:
             return
+        if blocked.intersection(step.upstream):
+            blocked.add(step.name)
+            continue
         result = _attempts(
             stack, pipeline_ir, step, run_id, run_parameters, upstream, cache, progress,
             run_info, live,
@@ -410,6 +453,8 @@ def _run_sequential(
         results[step.name] = result
         if result.status == "failed":
             return
+        if result.status == "stopped":
+            blocked.add(step.name)
         upstream[step.name] = result.outputs
 
 
@@ -482,6 +527,8 @@ def _run_parallel(
                 results[name] = result
                 if result.status == "failed":
                     failed = True
+                elif result.status == "stopped":
+                    pass  # its downstream steps never become ready: they are skipped
                 else:
                     upstream[name] = result.outputs
                     for down in downstream.get(name, ()):
@@ -519,7 +566,7 @@ def _record(
                 f"Step '{name}'",
             ),
             cache_key=result.cache_key,
-            error=result.traceback,
+            error=result.traceback or result.reason,
         )
         for name, result in results.items()
     }
@@ -546,7 +593,8 @@ def _print_event(event: StepEvent, out: Any) -> None:
     label = {"completed": "done"}.get(event.status, event.status)
     duration = f" ({event.duration_s:.2f}s)" if event.duration_s is not None else ""
     retry = f" attempt {event.attempt}" if event.status == "retrying" else ""
-    print(f"  {event.step:<24} {label}{retry}{duration}", file=out, flush=True)
+    why = f": {event.reason}" if event.status == "stopped" and event.reason else ""
+    print(f"  {event.step:<24} {label}{retry}{duration}{why}", file=out, flush=True)
     if (
         event.status in ("failed", "retrying")
         and event.traceback

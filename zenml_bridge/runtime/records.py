@@ -59,6 +59,28 @@ class ArtifactRecord:
         store = self.artifact_store or ArtifactStore(self.uri)
         return store.read(self.uri, self.sha256, get(self.materializer).load)
 
+    def visualizations(self) -> dict[str, bytes]:
+        """The artifact's visualizations, file name -> bytes (``{}`` when it has none).
+
+        Read from ``<artifact folder>/visualizations/`` after the artifact's content hash is
+        verified (the visualizations are part of it). The media type follows the extension:
+        ``zenml_bridge.materializers.visualizations.media_type(name)``.
+
+        Raises:
+            BridgeError: the artifact is missing or its content hash differs (corrupted).
+        """
+        from zenml_bridge.materializers.visualizations import FOLDER
+        from zenml_bridge.stores.artifacts import ArtifactStore
+
+        store = self.artifact_store or ArtifactStore(self.uri)
+        prefix = f"{FOLDER}/"
+        files = store.read_files(self.uri, self.sha256)
+        return {
+            rel[len(prefix) :]: data
+            for rel, data in sorted(files.items())
+            if rel.startswith(prefix) and "/" not in rel[len(prefix) :]
+        }
+
     @classmethod
     def from_info(cls, info: Mapping[str, Any], store: Any = None) -> ArtifactRecord:
         return cls(
@@ -74,7 +96,9 @@ class ArtifactRecord:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StepRecord:
-    """One step of a run: status (completed, cached, failed), duration and outputs."""
+    """One step of a run: status (completed, cached, failed, stopped, skipped), duration and
+    outputs; ``error`` is the traceback of a failed step, the reason of a stopped or skipped one.
+    """
 
     name: str
     status: str
@@ -99,6 +123,8 @@ class RunRecord:
     git_sha: str | None = None
     git_dirty: bool | None = None
     links: Mapping[str, str] = field(default_factory=dict)
+    #: Why the run ended as it did (``stopped``: which step stopped it and why).
+    reason: str | None = None
 
     @property
     def failed_steps(self) -> list[StepRecord]:
@@ -146,4 +172,5 @@ def load_run(ref: str, settings: Any = None) -> RunRecord:
         git_sha=row["git_sha"],
         git_dirty=row["git_dirty"],
         links=row["links"],
+        reason=row.get("reason"),
     )

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from zenml_bridge import ir
-from zenml_bridge.errors import BridgeError, disk_full_error
+from zenml_bridge.errors import BridgeError, StopPipeline, disk_full_error
 from zenml_bridge.runtime import integrity
 from zenml_bridge.runtime.context import StepContext, step_context
 from zenml_bridge.runtime.stack import Stack
@@ -56,13 +56,15 @@ class StepResult:
     """What running one step gave."""
 
     name: str
-    status: str  # completed | cached | failed
+    status: str  # completed | cached | failed | stopped | skipped
     outputs: Mapping[str, OutputInfo] = field(default_factory=dict)
     duration_s: float = 0.0
     cache_key: str | None = None
     attempt: int = 1
     error: BaseException | None = field(default=None, compare=False)
     traceback: str | None = None
+    #: Why the step stopped the pipeline (``stopped``) or was not run (``skipped``).
+    reason: str | None = None
 
 
 def _materializers() -> Any:
@@ -203,6 +205,99 @@ def _call_hook(step: ir.Step, kind: str, exc: BaseException | None) -> str | Non
         return message
 
 
+def stop_outputs(step: ir.Step, given: Any) -> list[tuple[ir.OutputSpec, Any]]:
+    """The outputs a :class:`StopPipeline` gave, as ``(output spec, value)`` pairs.
+
+    ``None``: none. A single-output step: the value itself (a dict whose only key is the
+    output's name counts as that output's value, by name). Several outputs: a dict output
+    name -> value (any subset) or the tuple the step would return.
+    """
+    if given is None or not step.outputs:
+        return []
+    names = [o.name for o in step.outputs]
+    if isinstance(given, dict) and (len(names) > 1 or set(given) == {names[0]}):
+        unknown = sorted(str(k) for k in given if k not in names)
+        if unknown:
+            raise BridgeError(
+                f"Step '{step.name}' raised StopPipeline with outputs {unknown}, which it does "
+                f"not declare. Its outputs: {', '.join(names)}."
+            )
+        return [(o, given[o.name]) for o in step.outputs if o.name in given]
+    return list(zip(step.outputs, _split_outputs(step, given)))
+
+
+def _record_stop(
+    stack: Stack,
+    run_info: RunInfo | None,
+    step: ir.Step,
+    run_id: str,
+    key: str,
+    consumed: list[tuple[str, str]],
+    parameters: Mapping[str, Any],
+    attempt: int,
+    started: float,
+    clock: float,
+    stop: StopPipeline,
+    outputs: dict[str, OutputInfo],
+    new_artifacts: list[dict[str, Any]],
+    context: StepContext,
+) -> StepResult:
+    """Record a step that stopped the pipeline: its outputs, no cache entry, the reason."""
+    stack.metadata.record_step(
+        run_id=run_id,
+        step=step.name,
+        status="stopped",
+        outputs=outputs,
+        new_artifacts=new_artifacts,
+        consumed=consumed,
+        cache_key=key,
+        write_cache=False,
+        parameters=parameters,
+        metadata=context.metadata,
+        metrics=context.metrics,
+        error=stop.reason,
+        attempt=attempt,
+        started_at=started,
+        ended_at=time.time(),
+    )
+    result = StepResult(
+        name=step.name,
+        status="stopped",
+        outputs=outputs,
+        duration_s=time.perf_counter() - clock,
+        cache_key=key,
+        attempt=attempt,
+        reason=stop.reason,
+    )
+    return _tracked(stack, run_info, step, parameters, result, context, run_id, started)
+
+
+def stop_reason(step: str, reason: str | None) -> str:
+    """The run's reason when a step stopped it."""
+    return f"step '{step}' stopped the pipeline: {reason or 'no reason given'}"
+
+
+def record_skipped(store: Any, run_id: str, names: list[str], reason: str) -> None:
+    """Record steps that were not run because a step upstream stopped the pipeline."""
+    now = time.time()
+    for name in names:
+        store.record_step(
+            run_id=run_id, step=name, status="skipped", outputs={}, error=reason,
+            started_at=now, ended_at=now,
+        )  # fmt: skip
+
+
+def downstream_of(pipeline: ir.Pipeline, names: Any) -> list[str]:
+    """The steps downstream (transitively) of ``names``, in topological order."""
+    blocked = set(names)
+    found = []
+    for step in ir.topological_order(pipeline.steps):
+        if step.name not in blocked and blocked.intersection(step.upstream):
+            blocked.add(step.name)
+            found.append(step.name)
+    return found
+
+
 def _split_outputs(step: ir.Step, value: Any) -> list[Any]:
     n = len(step.outputs)
     if n == 0:
@@ -240,7 +335,10 @@ def run_step(
             (the result's status is still ``failed``).
 
     Returns:
-        A :class:`StepResult` with status ``completed``, ``cached`` or ``failed``.
+        A :class:`StepResult` with status ``completed``, ``cached``, ``failed`` or
+        ``stopped`` (the step raised :class:`~zenml_bridge.errors.StopPipeline`: the outputs it
+        gave are stored, the step is recorded ``stopped`` with the reason and is no cache
+        entry, since a re-run must decide again; no hook is called).
     """
     started = time.time()
     clock = time.perf_counter()
@@ -319,9 +417,16 @@ def run_step(
             loader = registry.get(info["materializer"])
             values[name] = stack.artifacts.read(info["uri"], info["sha256"], loader.load)
         integrity.verify_code(step)
-        with step_context(context), step_env(step.env):
-            returned = call(values)
-        for spec, value in zip(step.outputs, _split_outputs(step, returned)):
+        stop: StopPipeline | None = None
+        try:
+            with step_context(context), step_env(step.env):
+                returned = call(values)
+        except StopPipeline as exc:
+            stop = exc
+            given = stop_outputs(step, exc.outputs)
+        else:
+            given = list(zip(step.outputs, _split_outputs(step, returned)))
+        for spec, value in given:
             integrity.check_output_type(step, spec.name, value)
             materializer = registry.select(
                 value,
@@ -379,6 +484,11 @@ def run_step(
         )  # fmt: skip
         _track_end_quietly(stack, run_info, step, parameters, result)
         return result
+    if stop is not None:
+        return _record_stop(
+            stack, run_info, step, run_id, key, consumed, parameters, attempt, started, clock,
+            stop, outputs, new_artifacts, context,
+        )  # fmt: skip
     hook_error = _call_hook_in(context, step, "on_success", None)
     if hook_error:
         context.metadata["hook_error"] = hook_error
@@ -449,8 +559,12 @@ def _tracked(
 
 
 def _save(materializer: Any, value: Any, folder: str, fs: Any) -> None:
+    from zenml_bridge.materializers import visualizations
+
     try:
         materializer.save(value, folder, fs)
+        # Before the store hashes the folder: the reports are part of the artifact's content.
+        visualizations.write(materializer, value, folder, fs)
     except OSError as exc:  # a full disk is the user's to fix: a message, not a traceback
         where = f"an artifact into {folder.rpartition('/')[0] or folder}"
         error = disk_full_error(exc, where, "ZENML_BRIDGE_ARTIFACT_ROOT")
@@ -695,6 +809,7 @@ def run_step_in_child(
             "attempt": result.attempt,
             "traceback": result.traceback,
             "bridge_error": isinstance(result.error, BridgeError),
+            "reason": result.reason,
             "skipped": list(skipped),
         }
 
@@ -730,6 +845,7 @@ def run_step_in_child(
         attempt=summary["attempt"],
         error=error,
         traceback=summary["traceback"],
+        reason=summary.get("reason"),
     )
 
 

@@ -1,0 +1,147 @@
+"""StopPipeline (issue 12): a gate step stops the run on purpose, locally and per step process.
+
+The stopped step's outputs are stored, it is recorded ``stopped`` with its reason (not
+retried, no cache entry), the steps downstream are ``skipped``, the run ``stopped``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import zb_gate_pipes as pipes
+
+from zenml_bridge import HTML, ir
+from zenml_bridge.errors import STOP_EXIT_CODE
+from zenml_bridge.runtime import load_run, run_pipeline
+from zenml_bridge.stores.metadata import MetadataStore
+
+HERE = Path(__file__).parent
+
+
+def calls(path: Path) -> list[str]:
+    return path.read_text().split() if path.exists() else []
+
+
+@pytest.mark.parametrize("parallel", [1, 3])
+def test_a_gate_stops_the_run_locally(
+    stores_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parallel: int
+) -> None:
+    log = tmp_path / "calls"
+    monkeypatch.setenv("ZB_TEST_CALLS", str(log))
+    run = run_pipeline(pipes.gated, {"share": 0.6}, parallel=parallel, run_id=f"g{parallel}")
+    assert run.status == "stopped"
+    assert run.reason == "step 'gate' stopped the pipeline: drift share 0.6 > 0.3"
+    status = {name: s.status for name, s in run.steps.items()}
+    assert status == {
+        "measure": "completed",
+        "gate": "stopped",
+        "deploy": "skipped",
+        "announce": "skipped",
+        "side": "completed",  # not downstream of the gate: it runs
+    }
+    assert sorted(calls(log)) == ["gate", "measure", "side"]  # once: a stop is not retried
+    assert run.steps["gate"].error == "drift share 0.6 > 0.3"
+    report = run.steps["gate"].outputs["report"]
+    assert report.load() == HTML("<h1>drift share 0.6</h1>")
+    assert set(run.steps["gate"].outputs) == {"report"}  # only the outputs given
+    assert report.visualizations() == {"page.html": b"<h1>drift share 0.6</h1>"}
+    # The same, read back from the store.
+    again = load_run(f"g{parallel}")
+    assert (again.status, again.reason) == (run.status, run.reason)
+    assert {n: s.status for n, s in again.steps.items()} == status
+    assert again.steps["deploy"].error.startswith("skipped: step 'gate' stopped the pipeline")
+
+
+def test_a_stopped_step_is_no_cache_entry(
+    stores_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = tmp_path / "calls"
+    monkeypatch.setenv("ZB_TEST_CALLS", str(log))
+    run_pipeline(pipes.gated, {"share": 0.6}, run_id="first")
+    second = run_pipeline(pipes.gated, {"share": 0.6}, run_id="second")
+    assert second.steps["measure"].status == "cached"
+    assert second.steps["gate"].status == "stopped"  # decided again, not served from cache
+    assert calls(log).count("gate") == 2
+    passed = run_pipeline(pipes.gated, {"share": 0.1}, run_id="third")
+    assert passed.status == "completed"
+    assert {s.status for s in passed.steps.values()} <= {"completed", "cached"}
+
+
+def test_stop_outputs_of_a_single_output_step(stores_env: dict[str, str]) -> None:
+    run = run_pipeline(pipes.single, run_id="single")
+    assert run.status == "stopped"
+    assert run.steps["single_gate"].outputs["output"].load() == "<p>only</p>"
+    assert run.steps["read_page"].status == "skipped"
+
+
+def test_stop_with_an_unknown_output_name_fails_the_step(stores_env: dict[str, str]) -> None:
+    run = run_pipeline(pipes.bad, run_id="bad", raise_on_failure=False)
+    assert run.status == "failed"
+    assert "outputs ['c'], which it does not declare. Its outputs: a, b" in str(
+        run.steps["bad_gate"].error
+    )
+
+
+def test_cli_run_prints_the_reason_and_runs_show_shows_it(
+    stores_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**stores_env, "PYTHONPATH": str(HERE)}
+    cmd = [sys.executable, "-m", "zenml_bridge", "run", f"{HERE / 'zb_gate_pipes.py'}:gated"]
+    proc = subprocess.run(
+        [*cmd, "--run-id", "cli-stop"], capture_output=True, text=True, env=_env(env)
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "gate                     stopped" in proc.stdout
+    assert "Stopped: step 'gate' stopped the pipeline: drift share 0.6 > 0.3" in proc.stdout
+    show = subprocess.run(
+        [sys.executable, "-m", "zenml_bridge", "runs", "show", "cli-stop"],
+        capture_output=True, text=True, env=_env(env),
+    )  # fmt: skip
+    assert show.returncode == 0, show.stderr
+    assert "Status     stopped" in show.stdout
+    assert "gate stopped the pipeline: drift share 0.6 > 0.3" in show.stdout
+    assert "skipped" in show.stdout
+
+
+def _env(extra: dict[str, str]) -> dict[str, str]:
+    import os
+
+    return {**os.environ, **extra}
+
+
+def test_entrypoint_exits_99_and_records_the_stop(
+    stores_env: dict[str, str], tmp_path: Path
+) -> None:
+    pipeline_ir = pipes.gated.to_ir()
+    path = tmp_path / "gated.json"
+    path.write_text(ir.dumps(pipeline_ir))
+    sha = ir.sha256(pipeline_ir)
+    env = _env({**stores_env, "PYTHONPATH": str(HERE)})
+
+    def step(name: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "zenml_bridge.entrypoint", "run-step", "--ir", str(path),
+             "--ir-sha256", sha, "--step", name, "--run-id", "ep", "--attempt", "1"],
+            capture_output=True, text=True, env=env,
+        )  # fmt: skip
+
+    assert step("measure").returncode == 0
+    stopped = step("gate")
+    assert stopped.returncode == STOP_EXIT_CODE == 99, stopped.stderr
+    assert "stopped the pipeline: drift share 0.6 > 0.3" in stopped.stderr
+    assert step("side").returncode == 0  # an independent step still runs (as on Airflow)
+    store = MetadataStore(stores_env["ZENML_BRIDGE_METADATA_URL"])
+    run_row = store.get_run("ep")
+    assert run_row is not None
+    assert run_row["status"] == "stopped"
+    states = {name: row["status"] for name, row in store.step_runs("ep").items()}
+    assert states == {
+        "measure": "completed",
+        "gate": "stopped",
+        "deploy": "skipped",
+        "announce": "skipped",
+        "side": "completed",
+    }
+    assert store.step_runs("ep")["gate"]["outputs"]["report"]["materializer"] == "zenml_bridge.html"
