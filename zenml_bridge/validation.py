@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from zenml_bridge.dsl import Step
+from zenml_bridge.dsl.trace import Invocation, ParameterRef, StepOutput, active_trace
 from zenml_bridge.errors import BridgeError, StopPipeline, did_you_mean
 from zenml_bridge.materializers.base import Materializer, join, prepare
 
@@ -31,6 +33,7 @@ __all__ = [
     "ValidationFailed",
     "ValidationReport",
     "ValidationReportMaterializer",
+    "ValidationStep",
     "check_choice",
     "check_frame",
     "gate",
@@ -110,6 +113,68 @@ class ValidationReportMaterializer(Materializer):
 
     def visualizations(self, value: Any) -> Mapping[str, str | bytes]:
         return {"report.html": value.html}
+
+
+#: ``prepare(step name, literal arguments) -> arguments to use instead`` (see ValidationStep).
+Prepare = Callable[[str, dict[str, Any]], dict[str, Any]]
+
+
+class ValidationStep(Step[Any, Any]):
+    """A step whose literal arguments are checked, and normalized, when the pipeline is built.
+
+    ``prepare`` gets the arguments that are literals (not step outputs or pipeline parameters)
+    and returns replacements: a suite file becomes its content, an unknown preset name is
+    refused before the run (``zenml-bridge run`` / ``compile`` exit 2). Outside a pipeline the
+    function is called as it is.
+
+    Example:
+        >>> def upper(step, literals):
+        ...     return {k: v.upper() for k, v in literals.items() if isinstance(v, str)}
+        >>> def shout(text: str) -> str:
+        ...     return text
+        >>> ValidationStep(shout, prepare=upper)("hi")  # outside a pipeline: the plain function
+        'hi'
+    """
+
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        name: str | None = None,
+        options: Mapping[str, Any] | None = None,
+        *,
+        prepare: Prepare | None = None,
+    ) -> None:
+        super().__init__(func, name, options or {})
+        self.prepare = prepare
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if active_trace() is not None and self.prepare is not None:
+            after = kwargs.pop("after", None)
+            bound = self.signature.bind_partial(*args, **kwargs)
+            literals = {
+                key: value
+                for key, value in bound.arguments.items()
+                if not isinstance(value, (StepOutput, ParameterRef, Invocation))
+            }
+            bound.arguments.update(self.prepare(self.name, literals))
+            args, kwargs = tuple(bound.args), dict(bound.kwargs)
+            if after is not None:
+                kwargs["after"] = after
+        return super().__call__(*args, **kwargs)
+
+    def with_settings(self, **blocks: Mapping[str, Any]) -> ValidationStep:
+        """The same step with ``@step(settings=...)`` blocks, e.g. ``great_expectations={...}``.
+
+        Example:
+            >>> def check(x: int) -> int:
+            ...     return x
+            >>> ValidationStep(check).with_settings(great_expectations={"on_failure": "warn"}).options
+            {'settings': {'great_expectations': {'on_failure': 'warn'}}}
+        """
+        settings = {**self.options.get("settings", {}), **{k: dict(v) for k, v in blocks.items()}}
+        return ValidationStep(
+            self.func, self.name, {**self.options, "settings": settings}, prepare=self.prepare
+        )
 
 
 def check_choice(step: str, option: str, value: Any, allowed: tuple[str, ...]) -> str:

@@ -25,10 +25,15 @@ from typing import Annotated, Any
 
 import pandas as pd
 from zenml_bridge import step
-from zenml_bridge.dsl import Step
-from zenml_bridge.dsl.trace import active_trace
 from zenml_bridge.errors import BridgeError, did_you_mean
-from zenml_bridge.validation import ON_FAILURE, ValidationReport, check_choice, check_frame, gate
+from zenml_bridge.validation import (
+    ON_FAILURE,
+    ValidationReport,
+    ValidationStep,
+    check_choice,
+    check_frame,
+    gate,
+)
 
 from zenml_bridge_great_expectations.profile import profile_expectations
 from zenml_bridge_great_expectations.suites import (
@@ -45,37 +50,22 @@ RESULT_FORMATS = ("BOOLEAN_ONLY", "BASIC", "SUMMARY", "COMPLETE")
 MESSAGE_LIMIT = 5
 
 
-class _SuiteStep(Step[Any, Any]):
-    """A step whose literal ``suite`` argument is read when the pipeline is built.
-
-    A path or a GX suite becomes its JSON dict, a plain parameter: the IR carries the suite,
-    the cache key covers its content, and a missing or invalid file is found before the run.
-    """
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if active_trace() is not None:
-            bound = self.signature.bind_partial(*args, **kwargs)
-            suite = bound.arguments.get("suite")
-            if suite is not None and not _is_placeholder(suite):
-                bound.arguments["suite"] = suite_dict(self.name, suite)
-            args, kwargs = tuple(bound.args), dict(bound.kwargs)
-        return super().__call__(*args, **kwargs)
+def _literal_suite(step_name: str, literals: dict[str, Any]) -> dict[str, Any]:
+    """A literal suite (path, GX suite, dict) becomes its checked JSON dict at build time."""
+    suite = literals.get("suite")
+    return {} if suite is None else {"suite": suite_dict(step_name, suite)}
 
 
-def _is_placeholder(value: Any) -> bool:
-    return type(value).__module__ == "zenml_bridge.dsl.trace"
-
-
-def _suite_step(func: Any) -> _SuiteStep:
-    return _SuiteStep(func, None, {})
+def _suite_step(func: Any) -> ValidationStep:
+    return ValidationStep(func, prepare=_literal_suite)
 
 
 @_suite_step
 def gx_validate(
     df: pd.DataFrame,
     suite: Any = None,
-    on_failure: str = "stop",
-    result_format: str = "SUMMARY",
+    on_failure: str | None = None,
+    result_format: str | None = None,
 ) -> Annotated[ValidationReport, "validation"]:
     """Validate ``df`` against an expectation suite; stop, fail or warn when it fails.
 
@@ -83,26 +73,54 @@ def gx_validate(
         df: the data to check.
         suite: a GX ``ExpectationSuite``, a dict in GX's suite JSON form, the path of a suite
             JSON file, or the output of :func:`gx_profile`.
-        on_failure: ``"stop"`` (default) stops the pipeline with the failed expectations and
+        on_failure: ``"stop"`` (the default unless step settings or the stack's
+            ``data_validator`` say otherwise) stops the pipeline with the failed expectations and
             their columns as the reason (the report is kept, downstream steps are skipped);
             ``"fail"`` fails the step; ``"warn"`` passes and records the failure in the step's
             metadata (``validation_failed``, ``validation_reason``).
         result_format: GX's detail per expectation: ``BOOLEAN_ONLY``, ``BASIC``, ``SUMMARY``
-            (default) or ``COMPLETE``.
+            (the default) or ``COMPLETE``.
 
     Returns:
         The validation report: GX's validation result as JSON, GX's data-docs page of it as
         the visualization (``report.html``).
     """
     name = _step_name("gx_validate")
-    check_choice(name, "on_failure", on_failure, ON_FAILURE)
-    check_choice(name, "result_format", result_format, RESULT_FORMATS)
+    options = _options(on_failure=on_failure, result_format=result_format)
+    check_choice(name, "on_failure", options["on_failure"], ON_FAILURE)
+    check_choice(name, "result_format", options["result_format"], RESULT_FORMATS)
     check_frame(name, "df", df)
     data = suite_dict(name, suite)
-    report = validate_frame(name, df, data, result_format=result_format)
-    _write_data_docs(name, report)
-    gate(name, on_failure, report, str(report.summary["reason"]), report)
+    report = validate_frame(name, df, data, result_format=options["result_format"])
+    if options["data_docs"]:
+        _write_data_docs(name, report)
+    gate(name, options["on_failure"], report, str(report.summary["reason"]), report)
     return report
+
+
+#: Built-in defaults of the options a step argument, settings or the stack may set.
+DEFAULTS = {"on_failure": "stop", "result_format": "SUMMARY", "data_docs": True}
+
+
+def _options(**given: Any) -> dict[str, Any]:
+    """Each option from the step argument, else step settings, else the stack, else default."""
+    from zenml_bridge.runtime.context import _CURRENT
+
+    from zenml_bridge_great_expectations.settings import GreatExpectationsSettings
+    from zenml_bridge_great_expectations.validator import active_validator
+
+    context = _CURRENT.get()
+    settings = context.settings(GreatExpectationsSettings) if context is not None else None
+    validator = active_validator()
+    resolved: dict[str, Any] = {}
+    for key, default in DEFAULTS.items():
+        value = given.get(key)
+        if value is None and settings is not None:
+            value = getattr(settings, key)
+        if value is None and validator is not None:
+            value = validator.option(key, None)
+        resolved[key] = default if value is None else value
+    return resolved
 
 
 @step
