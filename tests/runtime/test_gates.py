@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import zb_gate_pipes as pipes
 
-from zenml_bridge import HTML, ir
+from zenml_bridge import HTML, BridgeError, ir
 from zenml_bridge.errors import STOP_EXIT_CODE
 from zenml_bridge.runtime import load_run, run_pipeline
 from zenml_bridge.stores.metadata import MetadataStore
@@ -145,3 +145,63 @@ def test_entrypoint_exits_99_and_records_the_stop(
         "side": "completed",
     }
     assert store.step_runs("ep")["gate"]["outputs"]["report"]["materializer"] == "zenml_bridge.html"
+
+
+def test_artifacts_show_lists_opens_and_writes_visualizations(
+    stores_env: dict[str, str], tmp_path: Path
+) -> None:
+    run = run_pipeline(pipes.gated, {"share": 0.6}, run_id="viz")
+    art = run.steps["gate"].outputs["report"].artifact_id
+    env = _env({**stores_env, "PYTHONPATH": str(HERE)})
+
+    def cli(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "zenml_bridge", "artifacts", "show", art, *args],
+            capture_output=True, text=True, env={**env, **extra},
+        )  # fmt: skip
+
+    shown = cli()
+    assert shown.returncode == 0, shown.stderr
+    size = len(b"<h1>drift share 0.6</h1>")
+    assert f"Visualization page.html  (text/html, {size} bytes)" in shown.stdout
+    out = tmp_path / "report.html"
+    written = cli("--out", str(out))
+    assert written.returncode == 0, written.stderr
+    assert out.read_bytes() == b"<h1>drift share 0.6</h1>"
+    # A browser: $BROWSER names a command that records the URL it is given.
+    seen = tmp_path / "seen"
+    browser = tmp_path / "browser.sh"
+    browser.write_text(f'#!/bin/sh\necho "$1" > {seen}\n')
+    browser.chmod(0o755)
+    opened = cli("--open", BROWSER=str(browser))
+    assert opened.returncode == 0, opened.stderr
+    url = seen.read_text().strip()
+    assert url.startswith("file://") and url.endswith("/page.html")
+    assert Path(url[len("file://") :]).read_bytes() == b"<h1>drift share 0.6</h1>"
+    assert "Opened        page.html in the browser" in opened.stdout
+    # No browser: the path is printed instead.
+    headless = cli("--open", "page.html", BROWSER="false", DISPLAY="", WAYLAND_DISPLAY="")
+    assert headless.returncode == 0, headless.stderr
+    assert "No browser available; the visualization is at " in headless.stdout
+    # Unknown name: one clear message, exit 2, no traceback.
+    wrong = cli("--open", "pgae.html")
+    assert wrong.returncode == 2
+    assert "has no visualization 'pgae.html'. Did you mean 'page.html'?" in wrong.stderr
+    assert "Traceback" not in wrong.stderr
+    none = run.steps["measure"].outputs["output"].artifact_id
+    bare = subprocess.run(
+        [sys.executable, "-m", "zenml_bridge", "artifacts", "show", none, "--out", "x.html"],
+        capture_output=True, text=True, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert bare.returncode == 2
+    assert "has no visualizations" in bare.stderr
+    assert not (tmp_path / "x.html").exists()
+
+
+def test_a_tampered_visualization_is_refused(stores_env: dict[str, str]) -> None:
+    run = run_pipeline(pipes.gated, {"share": 0.6}, run_id="tamper")
+    report = run.steps["gate"].outputs["report"]
+    page = Path(report.uri) / "visualizations" / "page.html"
+    page.write_bytes(b"<script>evil()</script>")
+    with pytest.raises(BridgeError, match="is corrupted: its content sha256"):
+        report.visualizations()

@@ -1,4 +1,4 @@
-"""``zenml-bridge artifacts list | show ID | lineage ID``."""
+"""``zenml-bridge artifacts list | show ID [--open [NAME]] [--out FILE] | lineage ID``."""
 
 from __future__ import annotations
 
@@ -20,6 +20,20 @@ def register(subparsers: Any) -> None:
     show = actions.add_parser("show", help="one artifact: producer, URI, hash, materializer")
     show.add_argument("artifact", metavar="ID", help="artifact id or unique prefix")
     show.add_argument("--value", action="store_true", help="load it and print its value")
+    show.add_argument(
+        "--open",
+        nargs="?",
+        const="",
+        metavar="NAME",
+        help="open a visualization in the browser (default: the only one, else the first "
+        ".html); prints its path when no browser is available",
+    )
+    show.add_argument(
+        "--out",
+        metavar="FILE",
+        help="write a visualization to FILE (the one --name chooses, default as for --open)",
+    )
+    show.add_argument("--name", help="which visualization --out writes")
     show.set_defaults(handler=_show)
     lineage = actions.add_parser("lineage", help="which run/step produced it, which consumed it")
     lineage.add_argument("artifact", metavar="ID", help="artifact id or unique prefix")
@@ -59,19 +73,81 @@ def _show(args: argparse.Namespace) -> int:
     print(f"Type          {art['type_name']}")
     print(f"Size          {art['size']} bytes")
     print(f"Created       {when(art['created_at'])}")
-    if args.value:
-        from zenml_bridge.runtime.records import ArtifactRecord
+    from zenml_bridge.stores import visualizations
 
-        record = ArtifactRecord(
-            artifact_id=art["artifact_id"],
-            uri=art["uri"],
-            sha256=art["content_sha256"],
-            materializer=art["materializer"],
-            materializer_version=art["materializer_version"],
-        )
-        text = repr(record.load())
+    pages = visualizations.listed(metadata, art["artifact_id"])
+    for i, page in enumerate(pages):
+        label = "Visualization" if i == 0 else ""
+        print(f"{label:<13} {page['name']}  ({page['media_type']}, {page['size']} bytes)")
+    if args.open is not None or args.out:
+        _visualization(args, art, [p["name"] for p in pages])
+    if args.value:
+        text = repr(_record(art).load())
         print(f"Value         {text[:2000]}{' ...' if len(text) > 2000 else ''}")
     return 0
+
+
+def _record(art: Any) -> Any:
+    from zenml_bridge.runtime.records import ArtifactRecord
+
+    return ArtifactRecord(
+        artifact_id=art["artifact_id"],
+        uri=art["uri"],
+        sha256=art["content_sha256"],
+        materializer=art["materializer"],
+        materializer_version=art["materializer_version"],
+    )
+
+
+def choose(names: list[str], wanted: str | None, artifact: str) -> str:
+    """The visualization ``wanted`` names, or the default: the only one, else the first .html."""
+    from zenml_bridge.errors import BridgeError, did_you_mean
+
+    if not names:
+        raise BridgeError(
+            f"Artifact {artifact} has no visualizations. Its materializer adds them with "
+            "visualizations(value) (see docs/materializers.md); a step may return "
+            "zenml_bridge.HTML for a page."
+        )
+    if wanted:
+        if wanted not in names:
+            raise BridgeError(
+                f"Artifact {artifact} has no visualization '{wanted}'."
+                + did_you_mean(wanted, names)
+                + f" Its visualizations: {', '.join(names)}."
+            )
+        return wanted
+    pages = [n for n in names if n.lower().endswith(".html")]
+    return (pages or names)[0]
+
+
+def _visualization(args: argparse.Namespace, art: Any, names: list[str]) -> None:
+    """``--out FILE`` writes the verified bytes; ``--open`` shows them in the browser."""
+    import os
+    import tempfile
+    import webbrowser
+
+    record = _record(art)
+    if args.out:
+        name = choose(names, args.name, art["artifact_id"])
+        data = record.visualizations()[name]
+        temp = f"{args.out}.tmp-{os.getpid()}"
+        with open(temp, "wb") as handle:
+            handle.write(data)
+        os.replace(temp, args.out)  # nothing half-written under the name asked for
+        print(f"Wrote         {name} -> {args.out} ({len(data)} bytes)")
+    if args.open is not None:
+        name = choose(names, args.open, art["artifact_id"])
+        data = record.visualizations()[name]  # verified: the artifact's hash covers it
+        folder = tempfile.mkdtemp(prefix=f"zenml-bridge-{art['artifact_id'][:12]}-")
+        path = os.path.join(folder, name)
+        with open(path, "wb") as handle:
+            handle.write(data)
+        uri = "file://" + os.path.abspath(path)
+        if webbrowser.open(uri):
+            print(f"Opened        {name} in the browser ({path})")
+        else:
+            print(f"No browser available; the visualization is at {path}")
 
 
 def _lineage(args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, ParamSpec, TypeVar, overload
@@ -267,7 +268,13 @@ class Step(Generic[P, R]):
                 f"({_def_location(self.func)}). Give each Annotated[T, 'name'] of the return "
                 "type a distinct name."
             )
-        return tuple(ir.OutputSpec(name=o.name, type=type_name(o.annotation)) for o in self.outputs)
+        for output in self.outputs:
+            if output.materializer is not None:
+                check_materializer(output.materializer, f"output '{output.name}' of step '{name}'")
+        return tuple(
+            ir.OutputSpec(name=o.name, type=type_name(o.annotation), materializer=o.materializer)
+            for o in self.outputs
+        )
 
     def _input(
         self, trace: Trace, step: str, name: str, value: Any, annotation: Any, where: str
@@ -362,6 +369,25 @@ def unknown_option_error(what: str, unknown: list[str], known: tuple[str, ...]) 
 
 def _index_of(key: str) -> int:
     return int(key.rsplit(".", 1)[1])
+
+
+def check_materializer(key: str, what: str) -> None:
+    """Refuse an unknown ``Materializer("key")`` when the pipeline is traced.
+
+    The registry is looked up by module name, as the plugin table loads plugins: the DSL layer
+    does not depend on the materializers package (which sits above it), and the registry
+    imports nothing heavy (built-ins are known by name; only entry points are scanned).
+    """
+    registry = importlib.import_module("zenml_bridge.materializers.registry")
+    names = [entry[0] for entry in registry.available()]
+    if key in names:
+        return
+    raise ir.BridgeError(
+        f"Materializer({key!r}) chosen for {what} is not a known materializer."
+        + ir.did_you_mean(key, names)
+        + f" Known: {', '.join(names)}. Fix the key, or register the materializer (register() "
+        "in the module that defines the step, or an entry point; see docs/materializers.md)."
+    )
 
 
 def _def_location(func: Callable[..., Any]) -> str:

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, get_args, get_origin
 
+from zenml_bridge.gates import MaterializerChoice
+
 EMPTY = inspect.Parameter.empty
 
 
@@ -20,6 +22,8 @@ class OutputDecl:
 
     name: str
     annotation: Any
+    #: The registry key of ``Annotated[T, "name", Materializer("key")]``, else None.
+    materializer: str | None = None
 
 
 def resolved_hints(func: Callable[..., Any]) -> dict[str, Any]:
@@ -45,29 +49,42 @@ def _annotated_name(annotation: Any) -> str | None:
     return None
 
 
+def _annotated_materializer(annotation: Any) -> str | None:
+    """The key of a ``Materializer("key")`` marker in an ``Annotated`` (the last one wins)."""
+    found = None
+    while get_origin(annotation) is Annotated:
+        for meta in get_args(annotation)[1:]:
+            if isinstance(meta, MaterializerChoice):
+                found = meta.key
+        annotation = get_args(annotation)[0]
+    return found
+
+
 def output_decls(return_annotation: Any) -> list[OutputDecl]:
     """Outputs of a step from its return annotation.
 
     No annotation: one output ``output`` of any type. ``None``: no output. ``Annotated[T, "x"]``:
     one output ``x``. A ``tuple[...]`` whose items are all named with ``Annotated``: one output
-    per item. Anything else: one output ``output`` of that type.
+    per item. Anything else: one output ``output`` of that type. A ``Materializer("key")`` in
+    an output's ``Annotated`` chooses its materializer.
     """
     if return_annotation is EMPTY:
         return [OutputDecl("output", Any)]
     if return_annotation is None or return_annotation is type(None):
         return []
     name = _annotated_name(return_annotation)
+    chosen = _annotated_materializer(return_annotation)
     if name is not None:
-        return [OutputDecl(name, strip_annotated(return_annotation))]
+        return [OutputDecl(name, strip_annotated(return_annotation), chosen)]
     if get_origin(return_annotation) is tuple:
         items = get_args(return_annotation)
         names = [_annotated_name(item) for item in items]
         if items and Ellipsis not in items and all(names):
             return [
-                OutputDecl(str(n), strip_annotated(item))
+                OutputDecl(str(n), strip_annotated(item), _annotated_materializer(item))
                 for n, item in zip(names, items, strict=True)
             ]
-    return [OutputDecl("output", return_annotation)]
+    return [OutputDecl("output", return_annotation, chosen)]
 
 
 def type_name(annotation: Any) -> str:

@@ -405,6 +405,7 @@ def run_step(
     )
     outputs: dict[str, OutputInfo] = {}
     new_artifacts: list[dict[str, Any]] = []
+    pages: dict[str, dict[str, int]] = {}  # artifact id -> visualization name -> size
     tracker_failed = _track_start(
         stack, run_info, step, run_id, key, consumed, parameters, attempt, started, clock,
         will_retry,
@@ -434,14 +435,14 @@ def run_step(
                 explicit=spec.materializer,
                 what=f"output '{spec.name}' of step '{step.name}'",
             )
+            art = artifact_id(run_id, step.name, spec.name)
             uri, sha, size = stack.artifacts.write(
                 pipeline.name,
                 run_id,
                 step.name,
                 spec.name,
-                functools.partial(_save, materializer, value),
+                functools.partial(_save, materializer, value, pages.setdefault(art, {})),
             )
-            art = artifact_id(run_id, step.name, spec.name)
             version = str(materializer.version)
             value_type = f"{type(value).__module__}.{type(value).__qualname__}"
             outputs[spec.name] = {
@@ -485,10 +486,12 @@ def run_step(
         _track_end_quietly(stack, run_info, step, parameters, result)
         return result
     if stop is not None:
-        return _record_stop(
+        result = _record_stop(
             stack, run_info, step, run_id, key, consumed, parameters, attempt, started, clock,
             stop, outputs, new_artifacts, context,
         )  # fmt: skip
+        _record_pages(store, pages)
+        return result
     hook_error = _call_hook_in(context, step, "on_success", None)
     if hook_error:
         context.metadata["hook_error"] = hook_error
@@ -509,6 +512,7 @@ def run_step(
         started_at=started,
         ended_at=time.time(),
     )
+    _record_pages(store, pages)
     result = StepResult(
         name=step.name,
         status="completed",
@@ -558,13 +562,23 @@ def _tracked(
     return result
 
 
-def _save(materializer: Any, value: Any, folder: str, fs: Any) -> None:
+def _record_pages(store: Any, pages: Mapping[str, Mapping[str, int]]) -> None:
+    """Record the visualizations of the step's new artifacts (after the step's record)."""
+    if not any(pages.values()):
+        return
+    from zenml_bridge.stores import visualizations
+
+    for art, names in pages.items():
+        visualizations.record(store, art, names)
+
+
+def _save(materializer: Any, value: Any, pages: dict[str, int], folder: str, fs: Any) -> None:
     from zenml_bridge.materializers import visualizations
 
     try:
         materializer.save(value, folder, fs)
         # Before the store hashes the folder: the reports are part of the artifact's content.
-        visualizations.write(materializer, value, folder, fs)
+        pages.update(visualizations.write(materializer, value, folder, fs))
     except OSError as exc:  # a full disk is the user's to fix: a message, not a traceback
         where = f"an artifact into {folder.rpartition('/')[0] or folder}"
         error = disk_full_error(exc, where, "ZENML_BRIDGE_ARTIFACT_ROOT")

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
 
 #: The newest schema version (this module imports SQLAlchemy only when tables are built).
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 5
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,10 @@ def tables(prefix: str = "zb_", backend: str = "sqlite") -> Tables:
     LongText = _long_text(backend)
     Double = _double()
     p = prefix
+    # Schema 5: visualizations of artifacts (stores/visualizations.py defines the table on md).
+    from zenml_bridge.stores.visualizations import define_table
+
+    define_table(md, p)
     return Tables(
         metadata=md,
         schema_version=sa.Table(
@@ -229,7 +233,20 @@ def _v3(conn: sa.Connection, t: Tables) -> None:
 
 
 #: version -> migration; each brings the schema from version-1 to version.
-MIGRATIONS: dict[int, Callable[[sa.Connection, Tables], None]] = {1: _v1, 2: _v2, 3: _v3}
+def _v5(conn: sa.Connection, t: Tables) -> None:
+    from zenml_bridge.stores.visualizations import migrate_v5
+
+    migrate_v5(conn, t)
+
+
+MIGRATIONS: dict[int, Callable[[sa.Connection, Tables], None]] = {
+    1: _v1,
+    2: _v2,
+    3: _v3,
+    # 4 (run metrics/metadata) belongs to branch `stack`: a placeholder until it merges.
+    4: lambda conn, t: None,
+    5: _v5,
+}
 
 
 def migrate(conn: sa.Connection, t: Tables, dialect: str, prefix: str) -> None:

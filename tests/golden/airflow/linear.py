@@ -95,6 +95,9 @@ PIPELINE = {
 START_DATE = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
 ENTRYPOINT = ["-m", "zenml_bridge.entrypoint", "run-step"]
 NO_CACHE = "no_cache"  # the DAG param that re-runs steps without cache look-ups
+# zenml_bridge.errors.STOP_EXIT_CODE: the entrypoint's exit code when a step raised
+# StopPipeline. The task ends skipped, so Airflow skips the tasks downstream (not failed).
+STOP_EXIT_CODE = 99
 # The only Jinja templates of this file: Airflow fills in its run id, the run's params, the
 # try number (a Clear starts a new try) and the no_cache param. --new-attempt: a DAG run is one
 # of our runs even when a task of it runs a newer IR (fix, deploy, Clear); each step run
@@ -212,6 +215,8 @@ def task_args(step, operator, settings):
         "retry_delay": datetime.timedelta(seconds=step["retry_delay_s"]),
         # A task's outcome is in our metadata store; its last output line is no XCom.
         "do_xcom_push": False,
+        # A gate step (StopPipeline) ends its task skipped, and so the tasks downstream.
+        "skip_on_exit_code": STOP_EXIT_CODE,
     }
     if step["description"]:
         args["doc_md"] = step["description"]
