@@ -172,14 +172,8 @@ def validate_frame(
             f"{did_you_mean(columns[0], [str(c) for c in df.columns])} Rename the column or "
             "fix the suite (an expect_column_to_exist expectation checks presence on purpose)."
         )
-    quiet_gx()
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
     batch = (
-        context.data_sources.add_pandas("zenml_bridge")
+        _context().data_sources.add_pandas("zenml_bridge")
         .add_dataframe_asset(step_name)
         .add_batch_definition_whole_dataframe("whole")
         .get_batch(batch_parameters={"dataframe": df})
@@ -213,6 +207,25 @@ def validate_frame(
     )
 
 
+def _context() -> Any:
+    """A GX context in memory: no project folder, no docs site, no progress bars, no analytics."""
+    quiet_gx()
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    config = DataContextConfig(
+        # GX's default ephemeral context makes a temporary docs folder per context and keeps it.
+        store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
+        progress_bars=ProgressBarsConfig(globally=False),
+        analytics_enabled=False,
+    )
+    return gx.get_context(project_config=config, mode="ephemeral")
+
+
 def render_page(result: Any, title: str) -> str:
     """GX's data-docs page of one validation result, titled ``title``."""
     from great_expectations.render.renderer import ValidationResultsPageRenderer
@@ -220,7 +233,31 @@ def render_page(result: Any, title: str) -> str:
 
     page = str(DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(result)))
     escaped = html_lib.escape(title)
-    return re.sub(r"<title>.*?</title>", f"<title>{escaped}</title>", page, count=1, flags=re.S)
+    page = re.sub(r"<title>.*?</title>", f"<title>{escaped}</title>", page, count=1, flags=re.S)
+    return self_contained(page)
+
+
+# The data-docs template loads Bootstrap, jQuery and Vega from CDNs and GX's logo from S3.
+# A stored report opens offline and without calls to third parties: those tags are dropped
+# (the content is plain HTML and reads the same) and a small stylesheet takes their place.
+_REMOTE = re.compile(
+    r"<script[^>]*\ssrc=\"https?://[^\"]*\"[^>]*>\s*</script>"
+    r"|<link[^>]*\shref=\"https?://[^\"]*\"[^>]*>"
+    r"|<img[^>]*\ssrc=\"https?://[^\"]*\"[^>]*>",
+    re.I,
+)
+_STYLE = """<style>
+body { font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }
+table { border-collapse: collapse; margin: .5rem 0; }
+td, th { border: 1px solid #ddd; padding: .25rem .5rem; text-align: left; vertical-align: top; }
+.text-danger { color: #b00020; } .text-success { color: #1b7f3b; }
+</style>"""
+
+
+def self_contained(page: str) -> str:
+    """``page`` without remote scripts, stylesheets and images, with a small inline style."""
+    page = _REMOTE.sub("", page)
+    return page.replace("</head>", _STYLE + "</head>", 1)
 
 
 def _failure(result: Any) -> dict[str, Any]:

@@ -64,13 +64,29 @@ def build_suite(step: str, data: Mapping[str, Any]) -> Any:
 
     fields = {k: data[k] for k in ("name", "expectations", "meta", "notes") if k in data}
     fields.setdefault("name", "suite")
+    unknown = _unknown_type(fields.get("expectations") or [])
+    if unknown:
+        raise BridgeError(
+            f"Step '{step}': suite {fields['name']!r} is not a valid expectation suite: "
+            f"{unknown} Fix the expectation's 'type'."
+        )
     try:
-        return ExpectationSuite(**fields)
+        suite = ExpectationSuite(**fields)
     except Exception as exc:  # GX raises several types; the message is what helps
         raise BridgeError(
             f"Step '{step}': suite {fields['name']!r} is not a valid expectation suite: "
-            f"{_first_line(exc)}. {_known_types_hint(data)}"
+            f"{_first_line(exc)}. Check the expectation's kwargs against the GX docs of its type."
         ) from None
+    # GX logs an expectation it cannot build and leaves it out: never validate with fewer.
+    if len(suite.expectations) != len(fields.get("expectations") or []):
+        built = {e.expectation_type for e in suite.expectations}
+        dropped = [str(e.get("type")) for e in fields["expectations"] if e.get("type") not in built]
+        raise BridgeError(
+            f"Step '{step}': suite {fields['name']!r} is not a valid expectation suite: GX could "
+            f"not build {', '.join(dropped) or 'some expectations'} (see the GX error above). "
+            "Check the expectation's kwargs against the GX docs of its type."
+        )
+    return suite
 
 
 def missing_columns(data: Mapping[str, Any], columns: list[str]) -> list[tuple[str, str]]:
@@ -133,16 +149,15 @@ def _checked(step: str, data: dict[str, Any], what: str) -> dict[str, Any]:
     return checked
 
 
-def _known_types_hint(data: Mapping[str, Any]) -> str:
-    quiet_gx()
+def _unknown_type(expectations: list[Any]) -> str | None:
     from great_expectations.expectations.registry import list_registered_expectation_implementations
 
     known = list_registered_expectation_implementations()
-    for expectation in data.get("expectations", []):
-        kind = str(expectation.get("type", ""))
+    for expectation in expectations:
+        kind = str(expectation.get("type", "")) if isinstance(expectation, Mapping) else ""
         if kind not in known:
-            return f"Expectation type {kind!r} is unknown.{did_you_mean(kind, known)}"
-    return "Check the expectation's kwargs against the GX docs of its type."
+            return f"expectation type {kind!r} is unknown.{did_you_mean(kind, known)}"
+    return None
 
 
 def _first_line(exc: BaseException) -> str:
