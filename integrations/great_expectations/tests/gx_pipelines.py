@@ -39,6 +39,18 @@ def reference() -> pd.DataFrame:
     return iris()
 
 
+SUITE = {
+    "name": "iris_literal",
+    "expectations": [
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "petal_length"}},
+        {
+            "type": "expect_column_values_to_be_between",
+            "kwargs": {"column": "sepal_width", "min_value": 1.0, "max_value": 5.0},
+        },
+    ],
+}
+
+
 @step
 def load_reference() -> pd.DataFrame:
     return reference()
@@ -57,20 +69,17 @@ def train(df: pd.DataFrame) -> float:
 @pipeline
 def gated(fault: str = "none") -> None:
     suite = gx_profile(load_reference(), name="iris")
-    report = gx_validate(load_batch(fault), suite=suite)
-    train(load_batch(fault), after=report)
+    df = load_batch(fault)
+    report = gx_validate(df, suite=suite)
+    train(df, after=report)
 
 
-SUITE = {
-    "name": "iris_literal",
-    "expectations": [
-        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "petal_length"}},
-        {
-            "type": "expect_column_values_to_be_between",
-            "kwargs": {"column": "sepal_width", "min_value": 1.0, "max_value": 5.0},
-        },
-    ],
-}
+@pipeline
+def literal_gate(fault: str = "none") -> None:
+    """Three tasks: the Airflow test's pipeline (each task imports GX: seconds apiece)."""
+    df = load_batch(fault)
+    report = gx_validate(df, suite=SUITE)
+    train(df, after=report)
 
 
 @pipeline
