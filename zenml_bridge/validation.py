@@ -17,8 +17,10 @@ Example:
 
 from __future__ import annotations
 
+import enum
 import json
 import logging
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -36,7 +38,11 @@ __all__ = [
     "ValidationStep",
     "check_choice",
     "check_frame",
+    "current_step_name",
     "gate",
+    "plain_json",
+    "resolve_options",
+    "stack_validator",
 ]
 
 log = logging.getLogger("zenml_bridge.validation")
@@ -93,7 +99,7 @@ class ValidationReportMaterializer(Materializer):
     def save(self, value: Any, folder: str, fs: Any) -> None:
         prepare(folder, fs)
         with fs.open(join(folder, "report.json"), "w") as f:
-            json.dump(value.to_json(), f, sort_keys=True, default=str, allow_nan=False)
+            json.dump(plain_json(value.to_json()), f, sort_keys=True, allow_nan=False)
         with fs.open(join(folder, "report.html"), "w", encoding="utf-8") as f:
             f.write(value.html)
 
@@ -239,6 +245,79 @@ def gate(step: str, on_failure: str, report: ValidationReport, reason: str, outp
         )
     log.warning("%s (on_failure='warn': the pipeline goes on)", message)
     _record({"validation_failed": True, "validation_reason": reason})
+
+
+def current_step_name(default: str) -> str:
+    """The running step's name (``gx_validate_2`` when called twice), else ``default``."""
+    from zenml_bridge.runtime.context import _CURRENT
+
+    context = _CURRENT.get()
+    return context.step_name if context is not None else default
+
+
+def stack_validator(flavor: str) -> Any:
+    """The running step's stack ``data_validator`` when it is of ``flavor``, else None."""
+    from zenml_bridge.runtime.context import _CURRENT
+
+    context = _CURRENT.get()
+    stack = getattr(context, "_stack", None) if context is not None else None
+    if stack is None or "data_validator" not in stack.settings.component_configs():
+        return None
+    component = context.component("data_validator")  # type: ignore[union-attr]
+    return component if getattr(component, "flavor", None) == flavor else None
+
+
+def resolve_options(
+    given: Mapping[str, Any], defaults: Mapping[str, Any], settings_cls: Any, flavor: str
+) -> dict[str, Any]:
+    """Each option from the step's argument, else its settings block, else the stack's
+    ``data_validator`` of ``flavor``, else ``defaults``.
+
+    Example:
+        >>> resolve_options({"on_failure": None}, {"on_failure": "stop"}, None, "great_expectations")
+        {'on_failure': 'stop'}
+    """
+    from zenml_bridge.runtime.context import _CURRENT
+
+    context = _CURRENT.get()
+    settings = (
+        context.settings(settings_cls) if context is not None and settings_cls is not None else None
+    )
+    validator = stack_validator(flavor)
+    resolved: dict[str, Any] = {}
+    for key, value in given.items():
+        if value is None and settings is not None:
+            value = getattr(settings, key, None)
+        if value is None and validator is not None:
+            value = validator.config.get(key)
+        resolved[key] = defaults[key] if value is None else value
+    return resolved
+
+
+def plain_json(value: Any) -> Any:
+    """``value`` as plain JSON data: NaN and infinities become None, other objects ``str``.
+
+    Example:
+        >>> plain_json({"share": float("nan"), "n": [1, 2.5], "t": (1,)})
+        {'share': None, 'n': [1, 2.5], 't': [1]}
+    """
+    if isinstance(value, enum.Enum):
+        return plain_json(value.value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): plain_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [plain_json(v) for v in value]
+    item = getattr(value, "item", None)  # numpy scalars
+    if callable(item):
+        try:
+            return plain_json(item())
+        except (TypeError, ValueError):
+            pass
+    return str(value)
 
 
 def _record(values: Mapping[str, Any]) -> None:

@@ -32,7 +32,9 @@ from zenml_bridge.validation import (
     ValidationStep,
     check_choice,
     check_frame,
+    current_step_name,
     gate,
+    resolve_options,
 )
 
 from zenml_bridge_great_expectations.profile import profile_expectations
@@ -85,8 +87,8 @@ def gx_validate(
         The validation report: GX's validation result as JSON, GX's data-docs page of it as
         the visualization (``report.html``).
     """
-    name = _step_name("gx_validate")
-    options = _options(on_failure=on_failure, result_format=result_format)
+    name = current_step_name("gx_validate")
+    options = _options(on_failure=on_failure, result_format=result_format, data_docs=None)
     check_choice(name, "on_failure", options["on_failure"], ON_FAILURE)
     check_choice(name, "result_format", options["result_format"], RESULT_FORMATS)
     check_frame(name, "df", df)
@@ -103,59 +105,9 @@ DEFAULTS = {"on_failure": "stop", "result_format": "SUMMARY", "data_docs": True}
 
 
 def _options(**given: Any) -> dict[str, Any]:
-    """Each option from the step argument, else step settings, else the stack, else default."""
-    from zenml_bridge.runtime.context import _CURRENT
-
     from zenml_bridge_great_expectations.settings import GreatExpectationsSettings
-    from zenml_bridge_great_expectations.validator import active_validator
 
-    context = _CURRENT.get()
-    settings = context.settings(GreatExpectationsSettings) if context is not None else None
-    validator = active_validator()
-    resolved: dict[str, Any] = {}
-    for key, default in DEFAULTS.items():
-        value = given.get(key)
-        if value is None and settings is not None:
-            value = getattr(settings, key)
-        if value is None and validator is not None:
-            value = validator.option(key, None)
-        resolved[key] = default if value is None else value
-    return resolved
-
-
-@step
-def gx_profile(
-    df: pd.DataFrame,
-    name: str = "profile",
-    max_categories: int = 20,
-    range_margin: float = 0.0,
-    null_tolerance: float = 0.0,
-) -> Annotated[Any, "suite"]:
-    """Build an expectation suite from reference data, for :func:`gx_validate`.
-
-    Per column: it exists; its values keep the reference's type family (numbers, booleans,
-    strings); the null share stays at most the reference's (plus ``null_tolerance``); numbers
-    stay within the reference's range (widened by ``range_margin`` times its width); a
-    non-float column with at most ``max_categories`` distinct values keeps to that set. The
-    table keeps exactly its columns.
-
-    Returns:
-        A GX ``ExpectationSuite`` (stored as ``suite.json``).
-    """
-    where = _step_name("gx_profile")
-    check_frame(where, "df", df)
-    for option, value in (("range_margin", range_margin), ("null_tolerance", null_tolerance)):
-        if not 0.0 <= float(value) <= 1.0:
-            raise BridgeError(
-                f"Step '{where}': {option}={value!r} must be between 0 and 1 (a share)."
-            )
-    expectations = profile_expectations(
-        df,
-        max_categories=int(max_categories),
-        range_margin=float(range_margin),
-        null_tolerance=float(null_tolerance),
-    )
-    return build_suite(where, {"name": name, "expectations": expectations})
+    return resolve_options(given, DEFAULTS, GreatExpectationsSettings, "great_expectations")
 
 
 def validate_frame(
@@ -286,14 +238,6 @@ def _describe(failure: Mapping[str, Any]) -> str:
     else:
         detail = ""
     return f"{failure['expectation']}{where}{detail}"
-
-
-def _step_name(default: str) -> str:
-    """The running step's name (``gx_validate_2`` when called twice), else ``default``."""
-    from zenml_bridge.runtime.context import _CURRENT
-
-    context = _CURRENT.get()
-    return context.step_name if context is not None else default
 
 
 def _write_data_docs(step_name: str, report: ValidationReport) -> None:

@@ -70,14 +70,10 @@ class GreatExpectationsDataValidator(DataValidator):
 
 def active_validator() -> GreatExpectationsDataValidator | None:
     """The running step's stack ``data_validator`` when it is of this flavor, else None."""
-    from zenml_bridge.runtime.context import _CURRENT
+    from zenml_bridge.validation import stack_validator
 
-    context = _CURRENT.get()
-    stack = getattr(context, "_stack", None) if context is not None else None
-    if stack is None or "data_validator" not in stack.settings.component_configs():
-        return None
-    component = context.component("data_validator")  # type: ignore[union-attr]
-    return component if isinstance(component, GreatExpectationsDataValidator) else None
+    found = stack_validator(GreatExpectationsDataValidator.flavor)
+    return found if isinstance(found, GreatExpectationsDataValidator) else None
 
 
 def data_docs_target(step_name: str) -> Path | None:
