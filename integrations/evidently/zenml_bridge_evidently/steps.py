@@ -113,7 +113,8 @@ def drift_gate(
     if not 0.0 <= share_limit <= 1.0:
         raise BridgeError(f"Step '{name}': threshold={share_limit!r} must be a share in [0, 1].")
     check_choice(name, "on_drift", options["on_failure"], ON_FAILURE)
-    preset: dict[str, Any] = {"name": "DataDriftPreset"}
+    # The page's "dataset drift" verdict then agrees with the gate's threshold.
+    preset: dict[str, Any] = {"name": "DataDriftPreset", "drift_share": share_limit}
     if columns is not None:
         preset["columns"] = list(columns)
     if method is not None:
