@@ -160,7 +160,7 @@ class ValidationStep(Step[Any, Any]):
             literals = {
                 key: value
                 for key, value in bound.arguments.items()
-                if not isinstance(value, (StepOutput, ParameterRef, Invocation))
+                if not isinstance(value, StepOutput | ParameterRef | Invocation)
             }
             bound.arguments.update(self.prepare(self.name, literals))
             args, kwargs = tuple(bound.args), dict(bound.kwargs)
@@ -174,8 +174,9 @@ class ValidationStep(Step[Any, Any]):
         Example:
             >>> def check(x: int) -> int:
             ...     return x
-            >>> ValidationStep(check).with_settings(great_expectations={"on_failure": "warn"}).options
-            {'settings': {'great_expectations': {'on_failure': 'warn'}}}
+            >>> strict = ValidationStep(check).with_settings(evidently={"threshold": 0.1})
+            >>> strict.options
+            {'settings': {'evidently': {'threshold': 0.1}}}
         """
         settings = {**self.options.get("settings", {}), **{k: dict(v) for k, v in blocks.items()}}
         return ValidationStep(
@@ -274,7 +275,7 @@ def resolve_options(
     ``data_validator`` of ``flavor``, else ``defaults``.
 
     Example:
-        >>> resolve_options({"on_failure": None}, {"on_failure": "stop"}, None, "great_expectations")
+        >>> resolve_options({"on_failure": None}, {"on_failure": "stop"}, None, "evidently")
         {'on_failure': 'stop'}
     """
     from zenml_bridge.runtime.context import _CURRENT
@@ -305,11 +306,11 @@ def plain_json(value: Any) -> Any:
         return plain_json(value.value)
     if isinstance(value, float):
         return value if math.isfinite(value) else None
-    if value is None or isinstance(value, (bool, int, str)):
+    if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, Mapping):
         return {str(k): plain_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
+    if isinstance(value, list | tuple | set | frozenset):
         return [plain_json(v) for v in value]
     item = getattr(value, "item", None)  # numpy scalars
     if callable(item):

@@ -90,9 +90,12 @@ def test_report_is_cached_for_same_data_and_rerun_for_changed_data(make_settings
     report = first.steps["evidently_report"].outputs["report"].load()
     assert report.kind == "evidently.report" and report.passed
     assert any("RowCount" in m["config"]["type"] for m in report.result["metrics"])
-    assert run_pipeline(ep.reported, {"shift": "none"}, settings=settings).steps[
-        "evidently_report"
-    ].status == "cached"
+    assert (
+        run_pipeline(ep.reported, {"shift": "none"}, settings=settings)
+        .steps["evidently_report"]
+        .status
+        == "cached"
+    )
     changed = run_pipeline(ep.reported, {"shift": "nulls"}, settings=settings)
     assert changed.steps["evidently_report"].status == "completed"
 
@@ -138,20 +141,24 @@ def test_unknown_preset_gets_did_you_mean() -> None:
     )
 
 
-@pytest.mark.parametrize(
-    ("call", "problem"),
-    [
-        (lambda r, c: drift_gate(r.to_dict(), c), "input 'reference' must be a pandas DataFrame, got dict"),
-        (lambda r, c: drift_gate(r, c.iloc[0:0]), "input 'current' is an empty DataFrame (0 rows x 5 columns)"),
-        (lambda r, c: drift_gate(r, c.drop(columns=["target"])), "the current data has no column(s) 'target'"),
-        (lambda r, c: drift_gate(r, c, columns=["petal"]), "the reference data has no column(s) 'petal'"),
-        (lambda r, c: drift_gate(r, c, threshold=3), "threshold=3.0 must be a share in [0, 1]"),
-        (lambda r, c: evidently_report(r, c, column_mapping={"numerical_column": ["x"]}),
-         "column_mapping has unknown key 'numerical_column'. Did you mean 'numerical_columns'?"),
-        (lambda r, c: evidently_tests(r, c, tests=[{"column": "x", "lte": 0}]), "has no 'name'"),
-        (lambda r, c: evidently_tests(r, c, tests=[]), "tests= needs a non-empty list"),
-    ],
-)  # fmt: skip
+BAD_INPUT = [
+    (lambda r, c: drift_gate(r.to_dict(), c),
+     "input 'reference' must be a pandas DataFrame, got dict"),
+    (lambda r, c: drift_gate(r, c.iloc[0:0]),
+     "input 'current' is an empty DataFrame (0 rows x 5 columns)"),
+    (lambda r, c: drift_gate(r, c.drop(columns=["target"])),
+     "the current data has no column(s) 'target'"),
+    (lambda r, c: drift_gate(r, c, columns=["petal"]),
+     "the reference data has no column(s) 'petal'"),
+    (lambda r, c: drift_gate(r, c, threshold=3), "threshold=3.0 must be a share in [0, 1]"),
+    (lambda r, c: evidently_report(r, c, column_mapping={"numerical_column": ["x"]}),
+     "column_mapping has unknown key 'numerical_column'. Did you mean 'numerical_columns'?"),
+    (lambda r, c: evidently_tests(r, c, tests=[{"column": "x", "lte": 0}]), "has no 'name'"),
+    (lambda r, c: evidently_tests(r, c, tests=[]), "tests= needs a non-empty list"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("call", "problem"), BAD_INPUT)
 def test_bad_input_is_named(call: Any, problem: str) -> None:
     reference, batch = ep.halves()
     with pytest.raises(BridgeError, match=re.escape(problem)):

@@ -47,9 +47,9 @@ def known_names() -> tuple[list[str], list[str]]:
 
 def check_specs(step: str, option: str, specs: Any, *, conditions: bool = False) -> list[Any]:
     """``specs`` as a list, each name known; a BridgeError naming step, option and name."""
-    if specs is None or isinstance(specs, (str, Mapping)):
+    if specs is None or isinstance(specs, str | Mapping):
         specs = [] if specs is None else [specs]
-    if not isinstance(specs, (list, tuple)) or not specs:
+    if not isinstance(specs, list | tuple) or not specs:
         raise BridgeError(
             f"Step '{step}': {option}= needs a non-empty list of preset or metric names, e.g. "
             f"{option}=['DataDriftPreset']."
@@ -59,15 +59,14 @@ def check_specs(step: str, option: str, specs: Any, *, conditions: bool = False)
         if isinstance(spec, str):
             name = spec
         elif isinstance(spec, Mapping):
-            name = spec.get("name")
-            if not isinstance(name, str):
+            given = spec.get("name")
+            if not isinstance(given, str):
                 raise BridgeError(
                     f"Step '{step}': the {option} entry {dict(spec)!r} has no 'name'. Write it "
                     "as {'name': 'ValueDrift', 'column': 'age'}."
                 )
-            unknown = sorted(
-                k for k in spec if k in CONDITIONS and not conditions
-            )
+            name = given
+            unknown = sorted(k for k in spec if k in CONDITIONS and not conditions)
             if unknown:
                 raise BridgeError(
                     f"Step '{step}': {option} entry {name!r} has test conditions {unknown}; "
@@ -90,7 +89,7 @@ def build(step: str, option: str, specs: Any, *, conditions: bool = False) -> li
 
     built = []
     for spec in check_specs(step, option, specs, conditions=conditions):
-        if not isinstance(spec, (str, Mapping)):
+        if not isinstance(spec, str | Mapping):
             built.append(spec)
             continue
         options = {} if isinstance(spec, str) else {k: v for k, v in spec.items() if k != "name"}

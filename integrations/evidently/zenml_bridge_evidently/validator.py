@@ -45,7 +45,7 @@ class EvidentlyDataValidator(DataValidator):
             )
         threshold = config.get("threshold")
         if threshold is not None and not (
-            isinstance(threshold, (int, float)) and 0.0 <= threshold <= 1.0
+            isinstance(threshold, int | float) and 0.0 <= threshold <= 1.0
         ):
             problems.append(f"threshold={threshold!r} is not a share in [0, 1]")
         if problems:

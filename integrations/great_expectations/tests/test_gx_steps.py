@@ -148,7 +148,9 @@ def test_profiler_suite_keeps_types_nulls_ranges_and_sets() -> None:
         ('{"name": "x", "expectations": []}', "has no expectations"),
     ],
 )
-def test_suite_file_missing_or_not_a_suite(tmp_path: Path, content: str | None, problem: str) -> None:
+def test_suite_file_missing_or_not_a_suite(
+    tmp_path: Path, content: str | None, problem: str
+) -> None:
     path = tmp_path / "suite.json"
     if content is not None:
         path.write_text(content)
@@ -157,8 +159,8 @@ def test_suite_file_missing_or_not_a_suite(tmp_path: Path, content: str | None, 
 
 
 def test_unknown_expectation_type_gets_did_you_mean() -> None:
-    suite = {"name": "typo", "expectations": [
-        {"type": "expect_column_values_to_not_be_nul", "kwargs": {"column": "petal_length"}}]}  # fmt: skip
+    typo = {"type": "expect_column_values_to_not_be_nul", "kwargs": {"column": "petal_length"}}
+    suite = {"name": "typo", "expectations": [typo]}
     with pytest.raises(BridgeError) as caught:
         gx_validate(gp.batch(), suite=suite)
     message = str(caught.value)

@@ -110,6 +110,41 @@ def _options(**given: Any) -> dict[str, Any]:
     return resolve_options(given, DEFAULTS, GreatExpectationsSettings, "great_expectations")
 
 
+@step
+def gx_profile(
+    df: pd.DataFrame,
+    name: str = "profile",
+    max_categories: int = 20,
+    range_margin: float = 0.0,
+    null_tolerance: float = 0.0,
+) -> Annotated[Any, "suite"]:
+    """Build an expectation suite from reference data, for :func:`gx_validate`.
+
+    Per column: it exists; its values keep the reference's type family (numbers, booleans,
+    strings); the null share stays at most the reference's (plus ``null_tolerance``); numbers
+    stay within the reference's range (widened by ``range_margin`` times its width); a
+    non-float column with at most ``max_categories`` distinct values keeps to that set. The
+    table keeps exactly its columns.
+
+    Returns:
+        A GX ``ExpectationSuite`` (stored as ``suite.json``).
+    """
+    where = current_step_name("gx_profile")
+    check_frame(where, "df", df)
+    for option, value in (("range_margin", range_margin), ("null_tolerance", null_tolerance)):
+        if not 0.0 <= float(value) <= 1.0:
+            raise BridgeError(
+                f"Step '{where}': {option}={value!r} must be between 0 and 1 (a share)."
+            )
+    expectations = profile_expectations(
+        df,
+        max_categories=int(max_categories),
+        range_margin=float(range_margin),
+        null_tolerance=float(null_tolerance),
+    )
+    return build_suite(where, {"name": name, "expectations": expectations})
+
+
 def validate_frame(
     step_name: str, df: pd.DataFrame, suite: Mapping[str, Any], *, result_format: str = "SUMMARY"
 ) -> ValidationReport:
@@ -125,7 +160,8 @@ def validate_frame(
             "fix the suite (an expect_column_to_exist expectation checks presence on purpose)."
         )
     batch = (
-        _context().data_sources.add_pandas("zenml_bridge")
+        _context()
+        .data_sources.add_pandas("zenml_bridge")
         .add_dataframe_asset(step_name)
         .add_batch_definition_whole_dataframe("whole")
         .get_batch(batch_parameters={"dataframe": df})
@@ -180,10 +216,11 @@ def _context() -> Any:
 
 def render_page(result: Any, title: str) -> str:
     """GX's data-docs page of one validation result, titled ``title``."""
-    from great_expectations.render.renderer import ValidationResultsPageRenderer
-    from great_expectations.render.view import DefaultJinjaPageView
+    from great_expectations.render.renderer.page_renderer import ValidationResultsPageRenderer
+    from great_expectations.render.view.view import DefaultJinjaPageView
 
-    page = str(DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(result)))
+    document = ValidationResultsPageRenderer().render(result)  # type: ignore[no-untyped-call,unused-ignore]
+    page = str(DefaultJinjaPageView().render(document))  # type: ignore[no-untyped-call,unused-ignore]
     escaped = html_lib.escape(title)
     page = re.sub(r"<title>.*?</title>", f"<title>{escaped}</title>", page, count=1, flags=re.S)
     return self_contained(page)

@@ -20,8 +20,11 @@ COLUMN_KWARGS = ("column", "column_A", "column_B")
 COLUMN_LIST_KWARGS = ("column_list",)
 #: Expectations whose point is to check whether a column is there: never a configuration error.
 EXISTENCE_CHECKS = frozenset(
-    {"expect_column_to_exist", "expect_table_columns_to_match_set",
-     "expect_table_columns_to_match_ordered_list"}
+    {
+        "expect_column_to_exist",
+        "expect_table_columns_to_match_set",
+        "expect_table_columns_to_match_ordered_list",
+    }
 )
 
 
@@ -44,7 +47,7 @@ def suite_dict(step: str, suite: Any) -> dict[str, Any]:
             f"Step '{step}': no expectation suite given. Pass suite= as a GX ExpectationSuite, "
             "a dict, or the path of a suite JSON file (gx_profile(df) builds one)."
         )
-    if isinstance(suite, (str, os.PathLike)):
+    if isinstance(suite, str | os.PathLike):
         return _checked(step, _read_file(step, Path(suite)), f"suite file {str(suite)!r}")
     if isinstance(suite, Mapping):
         return _checked(step, dict(suite), "the suite dict")
