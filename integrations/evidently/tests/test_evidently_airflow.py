@@ -18,7 +18,7 @@ pytestmark = pytest.mark.airflow
 
 def test_drift_gate_skips_downstream_tasks_on_airflow(tmp_path: Path) -> None:
     pytest.importorskip("airflow", reason="Airflow is installed by tox -e evidently")
-    from airflow_dags_test import dags_test
+    from integration_support import dags_test
 
     states, settings = dags_test(
         Path(ev_pipelines.__file__), "monitored", {"shift": "drift"}, tmp_path

@@ -6,15 +6,13 @@ Pipelines run on the local runner in a fresh stack per test; the gate's effects 
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import ev_pipelines as ep
 import pytest
+from integration_support import run_cli
 from zenml_bridge.errors import BridgeError
 from zenml_bridge.runtime import load_run, run_pipeline
 from zenml_bridge.validation import ValidationFailed, ValidationReport
@@ -175,12 +173,7 @@ def test_unknown_preset_is_a_configuration_error_before_the_run(tmp_path: Path) 
         "def typo() -> None:\n"
         "    evidently_report(load_reference(), load_current(), presets=['DataSumaryPreset'])\n"
     )
-    env = dict(os.environ, ZENML_BRIDGE_HOME=str(tmp_path / "home"))
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(ep.__file__).parent), env.get("PYTHONPATH", "")])
-    result = subprocess.run(
-        [sys.executable, "-m", "zenml_bridge", "run", f"{flow}:typo"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    result = run_cli("run", f"{flow}:typo", cwd=tmp_path, path=[Path(ep.__file__).parent])
     assert result.returncode == 2, result.stderr
     assert "unknown Evidently preset or metric 'DataSumaryPreset'" in result.stderr
     assert "Did you mean 'DataSummaryPreset'?" in result.stderr

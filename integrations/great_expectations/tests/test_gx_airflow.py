@@ -19,7 +19,7 @@ pytestmark = pytest.mark.airflow
 
 def test_stopping_gate_skips_downstream_tasks_on_airflow(tmp_path: Path) -> None:
     pytest.importorskip("airflow", reason="Airflow is installed by tox -e great_expectations")
-    from airflow_dags_test import dags_test
+    from integration_support import dags_test
 
     states, settings = dags_test(
         Path(gx_pipelines.__file__), "literal_gate", {"fault": "out_of_range"}, tmp_path

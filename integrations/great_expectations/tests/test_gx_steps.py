@@ -7,15 +7,13 @@ Pipelines run on the local runner in a fresh stack per test; the gate's effects 
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import gx_pipelines as gp
 import pytest
+from integration_support import run_cli
 from zenml_bridge.errors import BridgeError
 from zenml_bridge.runtime import load_run, run_pipeline
 from zenml_bridge.validation import ValidationFailed, ValidationReport
@@ -206,12 +204,7 @@ def test_missing_suite_file_is_a_configuration_error_before_the_run(tmp_path: Pa
         "def checked() -> None:\n"
         "    gx_validate(load_batch(), suite='suites/nope.json')\n"
     )
-    env = dict(os.environ, ZENML_BRIDGE_HOME=str(tmp_path / "home"))
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(gp.__file__).parent), env.get("PYTHONPATH", "")])
-    result = subprocess.run(
-        [sys.executable, "-m", "zenml_bridge", "run", f"{flow}:checked"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    result = run_cli("run", f"{flow}:checked", cwd=tmp_path, path=[Path(gp.__file__).parent])
     assert result.returncode == 2, result.stderr
     assert "Step 'gx_validate': suite file 'suites/nope.json' does not exist" in result.stderr
     assert "Traceback" not in result.stderr

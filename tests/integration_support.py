@@ -1,11 +1,14 @@
-"""One pipeline through `airflow dags test`, for integration tests (GX, Evidently, ...).
+"""Shared by the integration tests (GX, Evidently, ...): a fresh stack, the CLI, Airflow.
 
-Compiles ``FILE:pipeline`` for Airflow into a temporary dags folder, migrates a temporary
-Airflow database (SQLite), runs the DAG once with no scheduler and returns the task states and
-the stores the tasks wrote. Airflow and zenml-bridge share this interpreter's environment (the
-tox envs install both), as a platform team installs them. Each call costs a DAG run (10-40 s).
+:func:`make_settings` is a fixture (a fresh local stack in ``tmp_path``, with components);
+:func:`run_cli` runs ``python -m zenml_bridge ...`` as a user does; :func:`dags_test` runs one
+pipeline through `airflow dags test`: it compiles ``FILE:pipeline`` for Airflow into a
+temporary dags folder, migrates a temporary Airflow database (SQLite), runs the DAG once with
+no scheduler and returns the task states and the stores the tasks wrote. Airflow and
+zenml-bridge share this interpreter's environment (the tox envs install both), as a platform
+team installs them. Each call costs a DAG run (10-40 s).
 
-    from airflow_dags_test import dags_test
+    from integration_support import dags_test
 
     states, settings = dags_test(Path("flows.py"), "gated", {"fault": "nulls"}, tmp_path)
     assert states["train"] == "skipped"
@@ -22,7 +25,38 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from zenml_bridge.config import Settings
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Any:
+    """Settings of a fresh local stack in tmp_path, with optional stack components."""
+
+    def make(**components: Any) -> Settings:
+        home = tmp_path / ".zenml_bridge"
+        home.mkdir(exist_ok=True)
+        return Settings(
+            metadata_url=f"sqlite:///{home / 'metadata.db'}",
+            artifact_root=str(home / "artifacts"),
+            components=components,
+            home=home,
+        )
+
+    return make
+
+
+def run_cli(
+    *args: str, cwd: Path, path: tuple[Path, ...] | list[Path] = ()
+) -> subprocess.CompletedProcess[str]:
+    """``python -m zenml_bridge ARGS`` in a new home under ``cwd``, ``path`` on PYTHONPATH."""
+    env = dict(os.environ, ZENML_BRIDGE_HOME=str(cwd / "home"))
+    env["PYTHONPATH"] = os.pathsep.join([*map(str, path), env.get("PYTHONPATH", "")])
+    return subprocess.run(
+        [sys.executable, "-m", "zenml_bridge", *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
 
 
 def dags_test(
