@@ -37,6 +37,7 @@ __all__ = [
     "ValidationReportMaterializer",
     "ValidationStep",
     "check_choice",
+    "check_component_options",
     "check_frame",
     "current_step_name",
     "gate",
@@ -194,6 +195,38 @@ def check_choice(step: str, option: str, value: Any, allowed: tuple[str, ...]) -
             + did_you_mean(str(value), allowed)
         )
     return str(value)
+
+
+def check_component_options(
+    flavor: str,
+    config: Mapping[str, Any],
+    options: tuple[str, ...],
+    choices: Mapping[str, tuple[Any, ...]],
+    extra: list[str] | None = None,
+) -> None:
+    """Every problem of a ``data_validator`` block in one BridgeError: unknown keys (with
+    did-you-mean), values outside ``choices``, and ``extra`` problems the flavor found.
+
+    Example:
+        >>> check_component_options("x", {"on_failur": "stop"}, ("on_failure",), {})
+        Traceback (most recent call last):
+        ...
+        zenml_bridge.ir.errors.BridgeError: The data_validator component (flavor x): unknown option 'on_failur' (Did you mean 'on_failure'?). Its options are: on_failure.
+    """  # noqa: E501
+    problems = []
+    for key in sorted(set(config) - set(options)):
+        hint = did_you_mean(key, options).strip()
+        problems.append(f"unknown option {key!r}" + (f" ({hint})" if hint else ""))
+    for key, allowed in choices.items():
+        if key in config and config[key] not in allowed:
+            problems.append(f"{key}={config[key]!r} is not one of {', '.join(map(str, allowed))}")
+    problems.extend(extra or [])
+    if problems:
+        raise BridgeError(
+            f"The data_validator component (flavor {flavor}): "
+            + "; ".join(problems)
+            + f". Its options are: {', '.join(options)}."
+        )
 
 
 def check_frame(step: str, argument: str, value: Any) -> Any:

@@ -16,8 +16,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from zenml_bridge.components import DataValidator
-from zenml_bridge.errors import BridgeError, did_you_mean
-from zenml_bridge.validation import ON_FAILURE, stack_validator
+from zenml_bridge.validation import ON_FAILURE, check_component_options, stack_validator
 
 #: Options of the component block (besides ``flavor``).
 OPTIONS = ("threshold", "on_failure")
@@ -35,25 +34,13 @@ class EvidentlyDataValidator(DataValidator):
 
     def __init__(self, **config: Any) -> None:
         super().__init__(**config)
-        problems = [
-            f"unknown option {key!r}{did_you_mean(key, OPTIONS)}"
-            for key in sorted(set(config) - set(OPTIONS))
-        ]
-        if "on_failure" in config and config["on_failure"] not in ON_FAILURE:
-            problems.append(
-                f"on_failure={config['on_failure']!r} is not one of {', '.join(ON_FAILURE)}"
-            )
         threshold = config.get("threshold")
+        extra = []
         if threshold is not None and not (
             isinstance(threshold, int | float) and 0.0 <= threshold <= 1.0
         ):
-            problems.append(f"threshold={threshold!r} is not a share in [0, 1]")
-        if problems:
-            raise BridgeError(
-                "The data_validator component (flavor evidently): "
-                + "; ".join(problems)
-                + f". Its options are: {', '.join(OPTIONS)}."
-            )
+            extra.append(f"threshold={threshold!r} is not a share in [0, 1]")
+        check_component_options(self.flavor, config, OPTIONS, {"on_failure": ON_FAILURE}, extra)
 
 
 def active_validator() -> EvidentlyDataValidator | None:

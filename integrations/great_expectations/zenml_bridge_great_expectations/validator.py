@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from zenml_bridge.components import DataValidator
-from zenml_bridge.errors import BridgeError, did_you_mean
 
 #: Options of the component block (besides ``flavor``).
 OPTIONS = ("data_docs_dir", "on_failure", "result_format")
@@ -38,24 +37,13 @@ class GreatExpectationsDataValidator(DataValidator):
     flavor: ClassVar[str] = "great_expectations"
 
     def __init__(self, **config: Any) -> None:
-        from zenml_bridge.validation import ON_FAILURE
+        from zenml_bridge.validation import ON_FAILURE, check_component_options
 
         from zenml_bridge_great_expectations.steps import RESULT_FORMATS
 
         super().__init__(**config)
-        problems = [
-            f"unknown option {key!r}{did_you_mean(key, OPTIONS)}"
-            for key in sorted(set(config) - set(OPTIONS))
-        ]
-        for key, allowed in (("on_failure", ON_FAILURE), ("result_format", RESULT_FORMATS)):
-            if key in config and config[key] not in allowed:
-                problems.append(f"{key}={config[key]!r} is not one of {', '.join(allowed)}")
-        if problems:
-            raise BridgeError(
-                "The data_validator component (flavor great_expectations): "
-                + "; ".join(problems)
-                + f". Its options are: {', '.join(OPTIONS)}."
-            )
+        choices = {"on_failure": ON_FAILURE, "result_format": RESULT_FORMATS}
+        check_component_options(self.flavor, config, OPTIONS, choices)
 
     def option(self, key: str, default: Any) -> Any:
         """The component's value of ``key``, else ``default``."""
