@@ -22,22 +22,29 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from zenml_bridge.components import DataValidator, StackComponent
-    from zenml_bridge.runtime.context import StepContext, get_step_context
+    from zenml_bridge.runtime.context import (
+        StepContext,
+        get_step_context,
+        log_run_metadata,
+        log_run_metric,
+    )
     from zenml_bridge.settings import StepSettings
 
 __all__ = [
     "HTML",
     "BridgeError",
-    "DataValidator",
     "Materializer",
+    "DataValidator",
     "Pipeline",
     "StackComponent",
     "Step",
     "StepContext",
-    "StepSettings",
     "StopPipeline",
+    "StepSettings",
     "__version__",
     "get_step_context",
+    "log_run_metadata",
+    "log_run_metric",
     "parameter",
     "pipeline",
     "step",
@@ -46,6 +53,8 @@ __all__ = [
 _LAZY = {
     "get_step_context": "zenml_bridge.runtime.context",
     "StepContext": "zenml_bridge.runtime.context",
+    "log_run_metric": "zenml_bridge.runtime.context",
+    "log_run_metadata": "zenml_bridge.runtime.context",
     "StackComponent": "zenml_bridge.components",
     "DataValidator": "zenml_bridge.components",
     "StepSettings": "zenml_bridge.settings",

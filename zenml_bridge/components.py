@@ -22,10 +22,13 @@ Example:
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from zenml_bridge.errors import BridgeError
+from zenml_bridge.redact import is_secret_key, redact_text
 
 #: Kinds the core knows; any other ``<kind>`` with an installed flavor works too.
 KINDS = ("experiment_tracker", "model_deployer", "data_validator")
@@ -55,6 +58,92 @@ class DataValidator(StackComponent):
     """A data validation service (Great Expectations, Evidently, ...)."""
 
     kind: ClassVar[str] = "data_validator"
+
+
+#: ``${NAME}``: a reference to an environment variable, resolved where the component is built.
+REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def secret_problems(components: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Literal secrets in component blocks: a non-empty text under a key that names a secret
+    (``password``, ``token``, ``api_key``, ...) that is not an ``${ENV_VAR}`` reference, or a
+    URL with credentials in it. Every one is listed (values never shown).
+
+    Example:
+        >>> secret_problems({"model_deployer": {"flavor": "x", "api_token": "abc"}})[0][:60]
+        "model_deployer.api_token holds a literal secret; write it as"
+    """
+    problems: list[str] = []
+
+    def walk(value: Any, path: str, key: str) -> None:
+        if isinstance(value, Mapping):
+            for child_key, child in value.items():
+                walk(child, f"{path}.{child_key}", str(child_key))
+        elif isinstance(value, list | tuple):
+            for index, child in enumerate(value):
+                walk(child, f"{path}[{index}]", key)
+        elif isinstance(value, str) and value:
+            bare = REFERENCE.sub("", value)
+            if is_secret_key(key) and bare.strip():
+                variable = re.sub(r"[^A-Z0-9]+", "_", path.upper()).strip("_")
+                problems.append(
+                    f"{path} holds a literal secret; write it as ${{{variable}}} (an environment "
+                    "variable, resolved where the step runs) and set that variable on this "
+                    "machine and on the workers."
+                )
+            elif _literal_credentials(value):
+                problems.append(
+                    f"{path} is a URL with credentials ({redact_text(value)}); put the "
+                    "credentials in an environment variable and write them as ${VARIABLE} in "
+                    "the URL, or give them the way the service reads them from the environment."
+                )
+
+    for kind, block in components.items():
+        walk(block, kind, kind)
+    return problems
+
+
+def _literal_credentials(text: str) -> bool:
+    """True when a URL in ``text`` carries credentials that are not all ``${VAR}`` references:
+    what redaction would hide must consist of references only."""
+    import difflib
+
+    marked = REFERENCE.sub("\x00", text)  # one character per reference
+    redacted = redact_text(marked)
+    if redacted == marked:
+        return False
+    matcher = difflib.SequenceMatcher(a=marked, b=redacted, autojunk=False)
+    for tag, start, end, _, _ in matcher.get_opcodes():
+        if tag in ("replace", "delete") and marked[start:end].replace("\x00", ""):
+            return True
+    return False
+
+
+def resolve_references(value: Any, where: str) -> Any:
+    """``value`` with every ``${NAME}`` replaced by the environment variable ``NAME``.
+
+    Raises:
+        BridgeError: a referenced variable is not set (naming it and ``where``).
+    """
+    if isinstance(value, Mapping):
+        return {k: resolve_references(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve_references(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+
+    def lookup(match: re.Match[str]) -> str:
+        name = match.group(1)
+        found = os.environ.get(name)
+        if found is None:
+            raise BridgeError(
+                f"{where} refers to ${{{name}}}, but the environment variable {name} is not set "
+                "here. Set it in the environment of the process that runs the step (on Airflow "
+                "and Kubeflow: the workers' environment, e.g. from a Kubernetes Secret)."
+            )
+        return found
+
+    return REFERENCE.sub(lookup, value)
 
 
 def flavor_entry(kind: str, flavor: str) -> str:
@@ -105,4 +194,4 @@ def build_component(kind: str, config: Mapping[str, Any]) -> StackComponent:
             f"The stack component '{kind}' has no 'flavor'. Write it as "
             f"`{kind}: {{flavor: NAME, ...}}` in the stack's components."
         )
-    return component_class(kind, flavor)(**options)
+    return component_class(kind, flavor)(**resolve_references(options, kind))

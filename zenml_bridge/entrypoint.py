@@ -5,20 +5,22 @@ This is the only way a backend (Airflow task, Kubeflow container) runs a step::
     python -m zenml_bridge.entrypoint run-step --ir URI --ir-sha256 HEX --step NAME --run-id ID
         [--params-json JSON] [--kfp-executor-input JSON]
         [--code-archive URI --code-archive-sha256 HEX] [--attempt N] [--new-attempt]
+        [--components URI --components-sha256 HEX]
 
 Stores come from ``ZENML_BRIDGE_METADATA_URL`` / ``ZENML_BRIDGE_ARTIFACT_ROOT`` (or the project
-config). Inputs are resolved from the metadata store records of the same run id. The command
-is idempotent per (run id, step): a step already completed in that run exits 0 at once. The
-step runs in a forked child (its timeout enforced, an exit without result noticed); the step
-is recorded ``running`` with a heartbeat while it runs. A failure while ``--attempt N`` is at
-most the step's retries is recorded ``retrying`` (the orchestrator retries); on the last
-attempt the step and the run are ``failed``. The process that finishes the last step marks the
-run completed. A step that raises ``StopPipeline`` is recorded ``stopped`` (with the outputs
-it gave), the steps downstream of it ``skipped`` and the run ``stopped``; the process exits
-with ``STOP_EXIT_CODE`` (99, Airflow's ``skip_on_exit_code``). SIGTERM/SIGINT are recorded
-(step failed with the signal as reason) and then re-raised. Exit codes: 0 success, 1 the step
-failed, 2 a user error (message printed, no traceback), 99 the step stopped the pipeline,
-128 + N after signal N.
+config); the stack components from the config published at compile time (``--components``, hash
+checked), else from the worker's project config. Inputs are resolved from the metadata store
+records of the same run id. The command is idempotent per (run id, step): a step already
+completed in that run exits 0 at once. The step runs in a forked child (its timeout enforced, an
+exit without result noticed); the step is recorded ``running`` with a heartbeat while it runs. A
+failure while ``--attempt N`` is at most the step's retries is recorded ``retrying`` (the
+orchestrator retries); on the last attempt the step and the run are ``failed``. The process that
+finishes the last step marks the run completed. A step that raises ``StopPipeline`` is recorded
+``stopped`` (with the outputs it gave), the steps downstream of it ``skipped`` and the run
+``stopped``; the process exits with ``STOP_EXIT_CODE`` (99, Airflow's ``skip_on_exit_code``).
+SIGTERM/SIGINT are recorded (step failed with the signal as reason) and then re-raised. Exit
+codes: 0 success, 1 the step failed, 2 a user error (message printed, no traceback), 99 the step
+stopped the pipeline, 128 + N after signal N.
 """
 
 from __future__ import annotations
@@ -55,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--kfp-executor-input", default=None, help="KFP executor input (JSON)")
     run.add_argument("--code-archive", default=None, help="URI of the code archive to import")
     run.add_argument("--code-archive-sha256", default=None, help="sha256 of the code archive")
+    run.add_argument(
+        "--components", default=None, help="URI of the stack component config published at compile"
+    )
+    run.add_argument("--components-sha256", default=None, help="sha256 of the component config")
     run.add_argument("--no-cache", action="store_true", help="do not use cached results")
     # The default, spelled out: an orchestrator can always pass one of the two (Airflow's
     # no_cache param renders to either) where an argument list cannot leave one out.
@@ -170,6 +176,11 @@ def run_step_command(args: argparse.Namespace) -> int:
     else:
         parameters = ir.check_run_parameters(pipeline, overrides)
     settings = load_settings()
+    if args.components:
+        from zenml_bridge.runtime import published_components
+
+        published = published_components.read(args.components, args.components_sha256)
+        settings = published_components.apply(settings, published)
     _say_where(settings)
     stack = open_stack(settings)
     store = stack.metadata
@@ -212,6 +223,10 @@ def run_step_command(args: argparse.Namespace) -> int:
     will_retry = attempt <= step.retry.max_retries
     if run_row.get("status") == "failed":
         store.reopen_run(args.run_id)  # a new attempt after the run failed (retry, Clear)
+    elif run_row.get("status") == "stopped" and args.attempt and mine is not None:
+        # A new try of a step of a stopped run (an Airflow Clear of the gate or of the steps
+        # it skipped): the run is running again until its steps complete or it stops again.
+        store.update_run(args.run_id, status="running", ended_at=None, reason=None)
     elif run_row.get("status") == "completed" and args.new_attempt:
         # The run is re-run with a new IR: it is running again until its steps complete.
         store.update_run(args.run_id, status="running", ended_at=None, reason=None)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, TypeVar
 
 from zenml_bridge.errors import BridgeError, did_you_mean
@@ -159,3 +159,65 @@ def describe(hint: Any) -> str:
     if origin in (dict, Mapping) or hint in (dict, Mapping):
         return "a mapping"
     return getattr(hint, "__name__", str(hint))
+
+
+#: Blocks the compilers read and check themselves (not integration settings).
+TARGET_BLOCKS = ("airflow", "kubernetes", "kubeflow", "docker")
+
+
+def check_blocks(
+    steps: Iterable[tuple[str, Mapping[str, Any]]],
+) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
+    """Errors and warnings of steps' settings blocks, each ``(step, block key, message)``.
+
+    A block whose key has a settings class (entry-point group ``zenml_bridge.settings``) is
+    parsed: its problems are errors. An unknown key is a warning with did-you-mean (the
+    caller makes it an error under ``--strict``). Compiler blocks (:data:`TARGET_BLOCKS`) are
+    left to the compilers.
+    """
+    from zenml_bridge import plugins
+
+    errors: list[tuple[str, str, str]] = []
+    warnings: list[tuple[str, str, str]] = []
+    for step, blocks in steps:
+        for key, block in blocks.items():
+            if key in TARGET_BLOCKS:
+                continue
+            if plugins.find_plugin(plugins.SETTINGS, key) is None:
+                known = [*plugins.plugin_names(plugins.SETTINGS), *TARGET_BLOCKS]
+                warnings.append(
+                    (
+                        step,
+                        key,
+                        f"Step '{step}' has the settings block '{key}', which no installed "
+                        "integration declares, so nothing reads it."
+                        + did_you_mean(key, known)
+                        + f" Known blocks: {', '.join(sorted(known))}.",
+                    )
+                )
+                continue
+            cls = plugins.load_plugin(plugins.SETTINGS, key)
+            try:
+                cls.parse(block, step=step)
+            except StepSettingsError as exc:
+                errors += [(step, key, problem) for problem in exc.problems]
+            except BridgeError as exc:
+                errors.append((step, key, str(exc)))
+    return errors, warnings
+
+
+def validate_steps(
+    steps: Iterable[tuple[str, Mapping[str, Any]]], *, strict: bool = False
+) -> list[str]:
+    """Raise on invalid settings (and on unknown blocks under ``strict``); the warnings.
+
+    Raises:
+        StepSettingsError: every problem of every step, in one message.
+    """
+    errors, warnings = check_blocks(steps)
+    problems = [message for _, _, message in errors]
+    if strict:
+        problems += [message for _, _, message in warnings]
+    if problems:
+        raise StepSettingsError(problems)
+    return [message for _, _, message in warnings]

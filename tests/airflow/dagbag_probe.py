@@ -99,6 +99,7 @@ def describe(folder: str, with_render: bool) -> dict[str, Any]:
                 "max_retry_delay_s": _seconds(task.max_retry_delay),
                 "execution_timeout_s": _seconds(task.execution_timeout),
                 "do_xcom_push": task.do_xcom_push,
+                "skip_on_exit_code": sorted(getattr(task, "skip_on_exit_code", None) or []),
                 "owner": task.owner,
                 "email": task.email,
                 "email_on_failure": task.email_on_failure,

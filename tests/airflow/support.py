@@ -13,6 +13,12 @@ from zenml_bridge.compilers.base import CompileOptions, CompileResult
 
 ROOT = "s3://zenml-bucket/artifacts"
 FAKE_ARCHIVE_SHA = hashlib.sha256(b"golden code archive").hexdigest()
+FAKE_COMPONENTS_SHA = hashlib.sha256(b"golden component config").hexdigest()
+#: CompileOptions fields of a published stack component config (as the CLI sets them).
+COMPONENTS = {
+    "components_uri": f"{ROOT}/.zenml_bridge/components/{FAKE_COMPONENTS_SHA}.json",
+    "components_sha256": FAKE_COMPONENTS_SHA,
+}
 
 
 def make_step(name: str, upstream: tuple[str, ...] = (), **fields: Any) -> ir.Step:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from golden_support import SHAPES, check_golden, shape_pipeline
-from support import compile_to, data_of, make_pipeline, make_step, options_for
+from support import COMPONENTS, compile_to, data_of, make_pipeline, make_step, options_for
 
 from zenml_bridge import ir
 from zenml_bridge.compilers.airflow import AirflowCompiler, render, template_text
@@ -21,7 +21,11 @@ from zenml_bridge.compilers.base import UnsupportedError
 
 #: The operator profile (and image, -p values) each golden shape is compiled with.
 GOLDEN_OPTIONS = {
-    "linear": {"archive": True, "extra": {"python": "/opt/zenml-bridge/bin/python"}},
+    "linear": {
+        "archive": True,
+        "extra": {"python": "/opt/zenml-bridge/bin/python"},
+        **COMPONENTS,
+    },
     "fan_out_in": {},
     "diamond": {"archive": True},
     "multi_output": {"operator": "docker", "image": "ghcr.io/acme/steps:1.4"},
@@ -30,6 +34,7 @@ GOLDEN_OPTIONS = {
         "image": "ghcr.io/acme/steps:1.4",
         "archive": True,
         "parameters": {"rows": 50},
+        **COMPONENTS,
     },
 }
 # importlib: callbacks named `module:function` are imported when called, never at parse time.

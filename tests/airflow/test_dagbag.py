@@ -156,6 +156,9 @@ def test_profiles_map_resources(loaded: dict[str, Any]) -> None:
     bash = loaded["result"]["dags"]["linear"]["tasks"]["load"]
     assert bash["operator"] == "BashOperator"
     assert bash["rendered"]["env"]["ZENML_BRIDGE_AIRFLOW_PYTHON"] == "/opt/zenml-bridge/bin/python"
+    # StopPipeline: every operator ends the task skipped on the entrypoint's exit code 99.
+    for task in (k8s, docker, bash):
+        assert task["skip_on_exit_code"] == [99], task["operator"]
 
 
 def test_parse_time_is_reported(loaded: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,6 +11,9 @@ GOLDEN_DIR = Path(__file__).resolve().parents[1] / "golden"
 IR_URI = "s3://zenml-bridge/ir/{sha}.json"
 ARCHIVE_URI = "s3://zenml-bridge/code/0f1e2d3c.tar.gz"
 ARCHIVE_SHA = "0f1e2d3c" * 8
+#: A published stack component config (the diamond golden carries one).
+COMPONENTS_URI = "s3://zenml-bridge/components/4b5c6d7e.json"
+COMPONENTS_SHA = "4b5c6d7e" * 8
 IMAGE = "ghcr.io/example/zenml-bridge:0.1.0"
 
 

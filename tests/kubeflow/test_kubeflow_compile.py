@@ -14,7 +14,7 @@ from google.protobuf import json_format
 from kfp import components
 from kfp.kubernetes import kubernetes_executor_config_pb2
 from kfp.pipeline_spec import pipeline_spec_pb2
-from kfp_support import GOLDEN_DIR, options
+from kfp_support import COMPONENTS_SHA, COMPONENTS_URI, GOLDEN_DIR, options
 
 from zenml_bridge import ir
 from zenml_bridge.compilers import get_compiler
@@ -22,6 +22,10 @@ from zenml_bridge.compilers.base import UnsupportedError
 
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 GOLDEN_FILES = [f"{shape}.yaml" for shape in SHAPES] + ["linear_lightweight.yaml"]
+
+
+#: The diamond golden also passes the stack's published component config to every step.
+GOLDEN_COMPONENTS = {"components_uri": COMPONENTS_URI, "components_sha256": COMPONENTS_SHA}
 
 
 def compile_text(pipeline: ir.Pipeline, tmp_path: Path, **overrides: object) -> str:
@@ -60,7 +64,8 @@ def strict_parse(text: str) -> pipeline_spec_pb2.PipelineSpec:
 @pytest.mark.parametrize("shape", SHAPES)
 def test_yaml_matches_golden(shape: str, tmp_path: Path) -> None:
     pipeline = shape_pipeline(shape).to_ir()
-    check_golden(f"kubeflow/{shape}.yaml", compile_text(pipeline, tmp_path))
+    extra = GOLDEN_COMPONENTS if shape == "diamond" else {}
+    check_golden(f"kubeflow/{shape}.yaml", compile_text(pipeline, tmp_path, **extra))
 
 
 def test_lightweight_yaml_matches_golden(tmp_path: Path) -> None:

@@ -120,10 +120,10 @@ def test_entrypoint_exits_99_and_records_the_stop(
     sha = ir.sha256(pipeline_ir)
     env = _env({**stores_env, "PYTHONPATH": str(HERE)})
 
-    def step(name: str) -> subprocess.CompletedProcess[str]:
+    def step(name: str, attempt: str = "1", run_id: str = "ep") -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "zenml_bridge.entrypoint", "run-step", "--ir", str(path),
-             "--ir-sha256", sha, "--step", name, "--run-id", "ep", "--attempt", "1"],
+             "--ir-sha256", sha, "--step", name, "--run-id", run_id, "--attempt", attempt],
             capture_output=True, text=True, env=env,
         )  # fmt: skip
 
@@ -205,3 +205,45 @@ def test_a_tampered_visualization_is_refused(stores_env: dict[str, str]) -> None
     page.write_bytes(b"<script>evil()</script>")
     with pytest.raises(BridgeError, match="is corrupted: its content sha256"):
         report.visualizations()
+
+
+def test_the_airflow_template_skips_on_the_stop_exit_code() -> None:
+    import zenml_bridge
+
+    template = Path(zenml_bridge.__file__).parent / "templates" / "airflow" / "dag.py.tmpl"
+    text = template.read_text(encoding="utf-8")
+    assert f"\nSTOP_EXIT_CODE = {STOP_EXIT_CODE}\n" in text
+    assert '"skip_on_exit_code": STOP_EXIT_CODE,' in text
+
+
+def test_a_new_try_of_a_stopped_gate_reopens_the_run(
+    stores_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An Airflow Clear of the gate (try 2) after the condition changed: the run goes on."""
+    pipeline_ir = pipes.gated.to_ir()
+    path = tmp_path / "gated.json"
+    path.write_text(ir.dumps(pipeline_ir))
+    flag = tmp_path / "share"
+    env = _env({**stores_env, "PYTHONPATH": str(HERE), "ZB_GATE_SHARE_FILE": str(flag)})
+
+    def step(name: str, attempt: str = "1") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "zenml_bridge.entrypoint", "run-step", "--ir", str(path),
+             "--ir-sha256", ir.sha256(pipeline_ir), "--step", name, "--run-id", "clear",
+             "--attempt", attempt],
+            capture_output=True, text=True, env=env,
+        )  # fmt: skip
+
+    assert step("measure").returncode == 0
+    flag.write_text("0.6")
+    assert step("gate").returncode == STOP_EXIT_CODE
+    store = MetadataStore(stores_env["ZENML_BRIDGE_METADATA_URL"])
+    assert (store.get_run("clear") or {})["status"] == "stopped"
+    flag.write_text("0.1")  # the world changed: the gate passes on the next try
+    again = step("gate", attempt="2")
+    assert again.returncode == 0, again.stderr
+    assert (store.get_run("clear") or {})["status"] == "running"
+    for name in ("deploy", "announce", "side"):
+        assert step(name).returncode == 0, name
+    run_row = store.get_run("clear")
+    assert run_row is not None and (run_row["status"], run_row["reason"]) == ("completed", None)

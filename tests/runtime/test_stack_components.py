@@ -14,6 +14,7 @@ from zenml_bridge import plugins
 from zenml_bridge.config import RunConfig
 from zenml_bridge.errors import BridgeError
 from zenml_bridge.runtime import run_pipeline
+from zenml_bridge.settings import StepSettingsError
 
 PLUGIN = textwrap.dedent(
     """
@@ -29,6 +30,11 @@ PLUGIN = textwrap.dedent(
 
         def check(self, share: float) -> bool:
             return share <= float(self.config.get("max_share", 0.5))
+
+
+    class LaptopValidator(DataValidator):
+        flavor = "laptop"
+        local_only = True
 
 
     class OldStyleTracker(ExperimentTracker):
@@ -51,6 +57,16 @@ PLUGIN = textwrap.dedent(
 
 
     @step
+    def show_config() -> dict:
+        return dict(get_step_context().component("data_validator").config)
+
+
+    @pipeline
+    def configured() -> None:
+        show_config()
+
+
+    @step
     def tracked() -> str:
         return type(get_step_context().component("experiment_tracker")).__name__
 
@@ -63,14 +79,33 @@ PLUGIN = textwrap.dedent(
     @pipeline
     def with_tracker() -> None:
         tracked()
+
+
+    @step(settings={"gat": {"mode": "warn"}, "airflow": {"pool": "p"}})
+    def typo() -> int:
+        return 1
+
+
+    @pipeline
+    def misspelled() -> None:
+        typo()
+
+
+    @step(settings={"gate": {"mode": "loud", "max_rows": "ten", "maxrows": 3}})
+    def wrong() -> int:
+        return 1
+
+
+    @pipeline
+    def invalid() -> None:
+        wrong()
     """
 )
 
 
-@pytest.fixture
-def flavors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A real installed distribution registering flavors in the new and the old group."""
-    site = tmp_path / "site"
+def install_flavors(site: Path) -> Path:
+    """A real installed distribution (module + .dist-info) in ``site``, registering flavors
+    in the new and the old group and a settings block."""
     dist = site / "zb_test_flavors-0.1.dist-info"
     dist.mkdir(parents=True)
     (site / "zb_test_flavors.py").write_text(PLUGIN)
@@ -78,11 +113,18 @@ def flavors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (dist / "entry_points.txt").write_text(
         "[zenml_bridge.flavors]\n"
         "data_validator.threshold = zb_test_flavors:ThresholdValidator\n"
+        "data_validator.laptop = zb_test_flavors:LaptopValidator\n"
         "[zenml_bridge.experiment_trackers]\n"
         "oldstyle = zb_test_flavors:OldStyleTracker\n"
         "[zenml_bridge.settings]\n"
         "gate = zb_test_flavors:GateSettings\n"
     )
+    return site
+
+
+@pytest.fixture
+def flavors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    site = install_flavors(tmp_path / "site")
     monkeypatch.syspath_prepend(str(site))
     return site
 
@@ -133,3 +175,59 @@ def test_unknown_flavor_of_a_kind(flavors: Path, stores_env: dict[str, str]) -> 
     config = RunConfig(components={"data_validator": {"flavor": "treshold"}})
     with pytest.raises(BridgeError, match=re.escape("Did you mean 'threshold'?")):
         run_pipeline(zb_test_flavors.gated, config=config)
+
+
+def test_invalid_settings_stop_the_trace_naming_step_key_and_allowed_values(
+    flavors: Path,
+) -> None:
+    import zb_test_flavors
+
+    with pytest.raises(StepSettingsError) as caught:
+        zb_test_flavors.invalid.to_ir()
+    problems = caught.value.problems
+    assert len(problems) == 3
+    assert problems[0].startswith(
+        "The settings 'gate' of step 'wrong' has no option 'maxrows'. Did you mean 'max_rows'?"
+    )
+    assert problems[1].startswith(
+        "The settings 'gate' of step 'wrong': 'mode' is 'loud'; allowed: 'warn' or 'fail'."
+    )
+    assert problems[2].startswith(
+        "The settings 'gate' of step 'wrong': 'max_rows' is 'ten'; allowed: a whole number."
+    )
+    assert "(pipeline 'invalid', " in problems[0]
+
+
+def test_unknown_block_warns_on_run_and_fails_under_strict(
+    flavors: Path, stores_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    import zb_test_flavors
+
+    run = run_pipeline(zb_test_flavors.misspelled)
+    assert run.status == "completed"
+    expected = (
+        "warning: Step 'typo' has the settings block 'gat', which no installed integration "
+        "declares, so nothing reads it. Did you mean 'gate'?"
+    )
+    assert expected in capsys.readouterr().err
+    with pytest.raises(StepSettingsError, match=re.escape("Did you mean 'gate'?")):
+        run_pipeline(zb_test_flavors.misspelled, strict=True)
+
+
+def test_unknown_block_is_a_compile_warning_and_a_strict_error(
+    flavors: Path, tmp_path: Path
+) -> None:
+    import zb_test_flavors
+
+    from zenml_bridge.compilers import get_compiler
+    from zenml_bridge.compilers.base import CompileOptions, UnsupportedError
+
+    pipeline = zb_test_flavors.misspelled.to_ir()
+    options = CompileOptions(out=tmp_path / "p.json")
+    result = get_compiler("ir").compile(pipeline, options)
+    assert [str(w).split(" Known")[0] for w in result.warnings] == [
+        "warning: step 'typo', settings.gat: Step 'typo' has the settings block 'gat', which no "
+        "installed integration declares, so nothing reads it. Did you mean 'gate'?"
+    ]
+    with pytest.raises(UnsupportedError, match=re.escape("settings.gat")):
+        get_compiler("ir").compile(pipeline, CompileOptions(out=options.out, strict=True))

@@ -66,6 +66,8 @@ def register(subparsers: Any) -> None:
 
 
 def _compile(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from zenml_bridge.cli.source import load_pipeline
     from zenml_bridge.compilers import get_compiler
     from zenml_bridge.compilers.base import CompileOptions
@@ -89,10 +91,12 @@ def _compile(args: argparse.Namespace) -> int:
     if args.target == "ir":
         result = compiler.compile(pipeline, options)
     else:
+        components = _stack_components()
+        options = dataclasses.replace(options, local_only_components=_local_only(components))
         # Passes, checks and preflight (packages, --out) once, before anything is stored, so a
         # compile that cannot succeed publishes nothing; then publish and write.
         prepared = _check_before_publishing(compiler, pipeline, options)
-        options = _publish(pipeline, options)
+        options = _publish(pipeline, options, components)
         result = compiler.finish(prepared, options)
     for warning in result.warnings:
         print(warning)  # a Problem prints its own "warning:" prefix
@@ -119,17 +123,57 @@ def _check_before_publishing(compiler: Any, pipeline: Any, options: Any) -> Any:
     return compiler.prepare(pipeline, draft)
 
 
-def _publish(pipeline: Any, options: Any) -> Any:
-    """Store the IR and the code archive where workers read them (the artifact store)."""
+def _stack_components() -> dict[str, dict[str, Any]]:
+    """The active stack's component blocks, refused here when they hold literal secrets."""
+    from zenml_bridge.config import load_settings
+    from zenml_bridge.runtime.published_components import check_publishable
+
+    settings = load_settings()
+    components = settings.component_configs()
+    check_publishable(components, settings.stack)
+    return components
+
+
+def _local_only(components: dict[str, dict[str, Any]]) -> tuple[tuple[str, str], ...]:
+    """``(kind, flavor)`` of the components whose flavor says ``local_only``; a flavor that
+    is not installed here cannot be asked (the workers' copy decides)."""
+    import sys
+
+    from zenml_bridge import plugins
+    from zenml_bridge.components import component_class, flavor_entry
+
+    found = []
+    for kind, block in sorted(components.items()):
+        flavor = str(block.get("flavor", ""))
+        if plugins.find_plugin(plugins.FLAVORS, flavor_entry(kind, flavor)) is None:
+            print(
+                f"note: the {kind} flavor '{flavor}' is not installed here; the workers must "
+                "have it (and whether it runs there is not checked)",
+                file=sys.stderr,
+            )
+            continue
+        if getattr(component_class(kind, flavor), "local_only", False):
+            found.append((kind, flavor))
+    return tuple(found)
+
+
+def _publish(pipeline: Any, options: Any, components: dict[str, dict[str, Any]]) -> Any:
+    """Store the IR, the code archive and the stack's component config where workers read
+    them (the artifact store)."""
     import dataclasses
 
     from zenml_bridge.config import load_settings
-    from zenml_bridge.runtime import code_archive
+    from zenml_bridge.runtime import code_archive, published_components
     from zenml_bridge.stores.artifacts import is_local_url
 
     root = load_settings().artifact_root
     ir_uri, ir_sha256 = code_archive.publish_ir(pipeline, root)
     changes: dict[str, Any] = {"ir_uri": ir_uri, "ir_sha256": ir_sha256}
+    if components:
+        uri, sha = published_components.publish(components, root)
+        changes["components_uri"], changes["components_sha256"] = uri, sha
+        kinds = ", ".join(f"{kind}={block.get('flavor')}" for kind, block in components.items())
+        print(f"stack components {sha[:12]}: {kinds}")
     if options.code_archive:
         archive = code_archive.build_code_archive(pipeline)
         changes["code_archive_uri"] = code_archive.publish_code_archive(archive, root)

@@ -27,6 +27,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--parallel", type=int, default=None, metavar="N", help="steps at once")
     parser.add_argument("--run-id", help="the run's id (default: generated)")
     parser.add_argument("--stack", help="a stack of the project config (default: active one)")
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="treat warnings (e.g. a settings block no integration declares) as errors",
+    )
     parser.set_defaults(handler=_run)
 
 
@@ -72,6 +77,7 @@ def _run(args: argparse.Namespace) -> int:
             settings=settings,
             progress=progress,
             raise_on_failure=False,
+            strict=args.strict,
         )
     except KeyboardInterrupt:
         # Ctrl-C: the run is recorded cancelled already. Exit now: the interpreter would

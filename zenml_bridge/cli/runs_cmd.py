@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from zenml_bridge.redact import redact_text
+from zenml_bridge.stores.run_values import many_run_values, run_values
 
 
 def register(subparsers: Any) -> None:
@@ -114,8 +115,10 @@ def _show(args: argparse.Namespace) -> int:
     run = metadata.resolve_run(args.run)
     steps = metadata.step_runs(run["run_id"])
     ordered = sorted(steps.values(), key=lambda s: s["started_at"])
+    values = run_values(metadata, run["run_id"])
     if args.json:
-        text = json.dumps({"run": run, "steps": ordered}, indent=2, sort_keys=True, default=str)
+        document = {"run": run, "steps": ordered, "run_values": values}
+        text = json.dumps(document, indent=2, sort_keys=True, default=str)
         print(redact_text(text))
         return 0
     git = run["git_sha"] or "-"
@@ -136,6 +139,10 @@ def _show(args: argparse.Namespace) -> int:
         print(f"Code       {run['code_archive_sha256']}")
     for key, value in sorted(run["links"].items()):
         print(f"Link       {key} = {redact_text(value)}")
+    for label, section in (("Metric", "metrics"), ("Metadata", "metadata")):
+        for key, value in values[section].items():
+            shown = redact_text(json.dumps(value, sort_keys=True, default=str))
+            print(f"{label:<10} {key} = {shown}")
     print()
     rows = [
         (
@@ -220,11 +227,28 @@ def _compare(args: argparse.Namespace) -> int:
             rows.append((name, a["status"] if a else "-", b["status"] if b else "-", "", "", ""))
     print()
     print(table(("STEP.OUTPUT", "A", "B", "SHA256 A", "SHA256 B", ""), rows))
-    metric_rows = _metric_rows(a_steps, b_steps)
+    values = many_run_values(metadata, [first["run_id"], second["run_id"]])
+    a_values, b_values = values[first["run_id"]], values[second["run_id"]]
+    metric_rows = [
+        (f"(run).{key}", va, vb, "" if va == vb else "differs")
+        for section in ("metrics", "metadata")
+        for key in sorted(set(a_values[section]) | set(b_values[section]))
+        for va, vb in [(_shown(a_values[section], key), _shown(b_values[section], key))]
+    ] + _metric_rows(a_steps, b_steps)
     if metric_rows:
         print()
         print(table(("STEP.METRIC", "A", "B", ""), metric_rows))
     return 0
+
+
+def _shown(values: dict[str, Any], key: str) -> Any:
+    """A run value for a table cell: numbers as they are, other JSON as text, '-' if absent."""
+    if key not in values:
+        return "-"
+    value = values[key]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    return redact_text(json.dumps(value, sort_keys=True, default=str))
 
 
 def _metric_rows(a_steps: dict[str, Any], b_steps: dict[str, Any]) -> list[tuple[Any, ...]]:

@@ -29,6 +29,21 @@ def register(subparsers: Any) -> None:
         help="an option of the tracker (repeatable), e.g. tracking_uri=sqlite:///mlflow.db",
     )
     reg.add_argument("--tracker-on-error", choices=("fail", "skip"), default=None)
+    reg.add_argument(
+        "--component",
+        action="append",
+        default=[],
+        metavar="KIND=FLAVOR",
+        help="a stack component (repeatable), e.g. data_validator=great_expectations",
+    )
+    reg.add_argument(
+        "--component-option",
+        action="append",
+        default=[],
+        metavar="KIND.KEY=VALUE",
+        help="an option of a component (repeatable), e.g. model_deployer.port=3000; secrets "
+        "as ${ENV_VAR} references",
+    )
     reg.add_argument("--set", dest="activate", action="store_true", help="make it active")
     reg.set_defaults(handler=_register)
     use = actions.add_parser("set", help="make a stack the active one")
@@ -57,7 +72,12 @@ def _list(args: argparse.Namespace) -> int:
     rows = []
     for name, stack in config["stacks"].items():
         stack = stack or {}
-        tracker = (stack.get("experiment_tracker") or {}).get("flavor", "-")
+        blocks = dict(stack.get("components") or {})
+        if stack.get("experiment_tracker"):
+            blocks["experiment_tracker"] = stack["experiment_tracker"]
+        components = ", ".join(
+            f"{kind}={(block or {}).get('flavor', '?')}" for kind, block in sorted(blocks.items())
+        )
         rows.append(
             (
                 "*" if name == config["active_stack"] else "",
@@ -67,11 +87,11 @@ def _list(args: argparse.Namespace) -> int:
                 if stack.get("metadata_url")
                 else "(default) sqlite in " + str(home),
                 describe_url(stack.get("artifact_root") or "(default) " + str(home / "artifacts")),
-                tracker,
+                components or "-",
             )
         )
     print(f"Config: {home / 'config.yaml'}")
-    print(table(("", "STACK", "METADATA", "ARTIFACTS", "TRACKER"), rows))
+    print(table(("", "STACK", "METADATA", "ARTIFACTS", "COMPONENTS"), rows))
     for env in (ENV_METADATA_URL, ENV_ARTIFACT_ROOT):
         if os.environ.get(env):
             print(f"{env} is set and overrides the stack: {describe_url(os.environ[env])}")
@@ -108,6 +128,12 @@ def _register(args: argparse.Namespace) -> int:
         stack["experiment_tracker"] = tracker
     elif args.tracker_option or args.tracker_on_error:
         raise BridgeError("--tracker-option/--tracker-on-error need --experiment-tracker FLAVOR.")
+    components = _components(args.component, args.component_option)
+    if components:
+        from zenml_bridge.config import check_components
+
+        check_components(components, "command line")
+        stack["components"] = components
     replaced = args.name in config["stacks"]
     config["stacks"][args.name] = stack
     if args.activate:
@@ -116,6 +142,31 @@ def _register(args: argparse.Namespace) -> int:
     verb = "Replaced" if replaced else "Registered"
     print(f"{verb} stack '{args.name}' in {path}" + (" (active)" if args.activate else ""))
     return 0
+
+
+def _components(pairs: list[str], options: list[str]) -> dict[str, dict[str, Any]]:
+    """``--component KIND=FLAVOR`` and ``--component-option KIND.KEY=VALUE`` as blocks."""
+    from zenml_bridge.cli.common import parse_parameters
+    from zenml_bridge.errors import BridgeError
+
+    components: dict[str, dict[str, Any]] = {}
+    for pair in pairs:
+        kind, sep, flavor = pair.partition("=")
+        if not sep or not kind or not flavor:
+            raise BridgeError(
+                f"--component {pair!r} is not KIND=FLAVOR; write e.g. "
+                "--component data_validator=great_expectations."
+            )
+        components[kind] = {"flavor": flavor}
+    for name, value in parse_parameters(options).items():
+        kind, sep, key = name.partition(".")
+        if not sep or kind not in components:
+            raise BridgeError(
+                f"--component-option {name}=... names no component given with --component; "
+                "write it as KIND.KEY=VALUE after --component KIND=FLAVOR."
+            )
+        components[kind][key] = value
+    return components
 
 
 def _set(args: argparse.Namespace) -> int:

@@ -67,6 +67,7 @@ class AirflowCompiler(Compiler):
     SUPPORTS_RETRIES = True
     SUPPORTS_TIMEOUT = True
     SUPPORTS_RESOURCES = True  # per profile, see PROFILE_SUPPORTS
+    RUNS_ON_WORKERS = True
     #: What each operator profile can express besides retries, timeouts and env.
     PROFILE_SUPPORTS: ClassVar[dict[str, frozenset[str]]] = {
         "bash": frozenset(),
@@ -166,6 +167,8 @@ class AirflowCompiler(Compiler):
         notes = [f"dag_id {data['dag_id']}, {len(pipeline.steps)} task(s), IR {data['ir_uri']}"]
         if data["code_archive_uri"]:
             notes.append(f"code archive {data['code_archive_uri']}")
+        if data["components_uri"]:
+            notes.append(f"stack components {data['components_uri']}")
         stores = {k: v for k, v in data["stores"].items() if v}
         if stores and profile_is_bash(options):
             notes.append(
@@ -192,6 +195,8 @@ class AirflowCompiler(Compiler):
             "ir_sha256": options.ir_sha256,
             "code_archive_uri": options.code_archive_uri if options.code_archive else None,
             "code_archive_sha256": options.code_archive_sha256 if options.code_archive else None,
+            "components_uri": options.components_uri,
+            "components_sha256": options.components_sha256,
             # Defaults: on the bash profile a worker's own ZENML_BRIDGE_* variables win.
             "stores": {
                 "metadata_url": options.metadata_url,

@@ -37,6 +37,12 @@ class CompileOptions:
     ir_sha256: str | None = None
     code_archive_uri: str | None = None
     code_archive_sha256: str | None = None
+    #: The stack's component config published for workers (set by the CLI after publishing).
+    components_uri: str | None = None
+    components_sha256: str | None = None
+    #: ``(kind, flavor)`` of the stack's components that work only on this machine
+    #: (``StackComponent.local_only``); a target whose steps run on workers refuses them.
+    local_only_components: tuple[tuple[str, str], ...] = ()
     #: Store URLs baked into the generated file for workers (None: workers use their own env).
     metadata_url: str | None = None
     artifact_root: str | None = None
@@ -117,11 +123,13 @@ class Compiler:
     SUPPORTS_RESOURCES: ClassVar[bool] = False
     SUPPORTS_RETRIES: ClassVar[bool] = False
     SUPPORTS_TIMEOUT: ClassVar[bool] = False
+    #: Steps run on workers (other processes, machines or pods), not on the compiling machine.
+    RUNS_ON_WORKERS: ClassVar[bool] = False
     passes: ClassVar[tuple[Pass, ...]] = (apply_parameter_defaults,)
 
     def check(self, pipeline: ir.Pipeline, options: CompileOptions) -> list[Problem]:
         """Problems the target has with the pipeline; the default checks capability flags."""
-        problems = []
+        problems = self.shared_problems(pipeline, options)
         if pipeline.schedule and not self.SUPPORTS_SCHEDULE:
             problems.append(
                 Problem("warning", None, "schedule", f"{self.target} ignores schedules")
@@ -134,6 +142,36 @@ class Compiler:
             if (step.resources != ir.Resources()) and not self.SUPPORTS_RESOURCES:
                 problems.append(Problem("warning", step.name, "resources", "not supported"))
         return problems
+
+    def shared_problems(self, pipeline: ir.Pipeline, options: CompileOptions) -> list[Problem]:
+        """What every target checks: the steps' integration settings blocks (invalid values
+        are errors, unknown blocks warnings) and, where steps run on workers, the stack's
+        local-only components."""
+        from zenml_bridge.settings import check_blocks
+
+        errors, warnings = check_blocks((step.name, step.settings) for step in pipeline.steps)
+        problems = [Problem("error", s, f"settings.{key}", m) for s, key, m in errors]
+        problems += [Problem("warning", s, f"settings.{key}", m) for s, key, m in warnings]
+        if not self.RUNS_ON_WORKERS:
+            return problems
+        if options.components_uri and not re.fullmatch(
+            r"[0-9a-f]{64}", str(options.components_sha256 or "")
+        ):
+            problems.append(
+                Problem("error", None, "components_sha256",
+                        "a component config URI needs the config's sha256")
+            )  # fmt: skip
+        return problems + [
+            Problem(
+                "error",
+                None,
+                f"components.{kind}",
+                f"the {kind} flavor '{flavor}' works only on this machine (local_only), but "
+                f"{self.target} runs steps on workers. Use a flavor that workers can reach, or "
+                "compile with a stack without it (`zenml-bridge stack set NAME`)",
+            )
+            for kind, flavor in options.local_only_components
+        ]
 
     def emit(self, pipeline: ir.Pipeline, options: CompileOptions) -> CompileResult:
         raise NotImplementedError
@@ -281,6 +319,7 @@ _URL_SOURCES = {
     "artifact_root": ("artifact root", "ZENML_BRIDGE_ARTIFACT_ROOT"),
     "ir_uri": ("artifact root", ""),
     "code_archive_uri": ("artifact root", ""),
+    "components_uri": ("artifact root", ""),
 }
 _SECRET_HOW = (
     "e.g. from a Kubernetes Secret (Airflow: step setting 'env_from_secret'; Kubeflow: "

@@ -89,6 +89,7 @@ class KubeflowCompiler(Compiler):
     target = "kubeflow"
     SUPPORTS_SCHEDULE = False
     SUPPORTS_RESOURCES = SUPPORTS_RETRIES = SUPPORTS_TIMEOUT = True
+    RUNS_ON_WORKERS = True
     EXECUTORS: ClassVar[tuple[str, ...]] = ("container", "lightweight")
 
     # -- problems ---------------------------------------------------------------------------
@@ -107,7 +108,7 @@ class KubeflowCompiler(Compiler):
         super().preflight(pipeline, options)
 
     def check(self, pipeline: ir.Pipeline, options: CompileOptions) -> list[Problem]:
-        problems = self._check_pipeline(pipeline, options)
+        problems = self.shared_problems(pipeline, options) + self._check_pipeline(pipeline, options)
         seen: dict[str, str] = {}
         outputs: dict[str, str] = {}
         for step in pipeline.steps:

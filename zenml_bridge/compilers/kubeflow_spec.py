@@ -300,6 +300,9 @@ def _container(
             "--code-archive-sha256",
             str(options.code_archive_sha256),
         ]
+    if options.components_uri:
+        argv += ["--components", options.components_uri]
+        argv += ["--components-sha256", str(options.components_sha256)]
     container: dict[str, Any]
     if options.executor == "lightweight":
         container = {

@@ -24,6 +24,7 @@ from zenml_bridge.dsl.trace import (
     user_location,
 )
 from zenml_bridge.dsl.types import EMPTY, resolved_hints, type_name
+from zenml_bridge.settings import StepSettingsError, check_blocks
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -144,13 +145,21 @@ class Pipeline:
             steps=tuple(trace.steps),
             settings=self.settings,
         )
+        location = f"{display_path(self.func.__code__.co_filename)}:{source_line}"
         try:
-            return ir.validate(pipeline)
+            validated = ir.validate(pipeline)
         except ir.IRValidationError as exc:
-            location = f"{display_path(self.func.__code__.co_filename)}:{source_line}"
             raise ir.IRValidationError(
                 [f"{problem} (pipeline '{self.name}', {location})" for problem in exc.problems]
             ) from None
+        # Invalid integration settings stop the trace; unknown blocks are warned about by
+        # compile and run (where --strict decides).
+        errors, _ = check_blocks((step.name, step.settings) for step in validated.steps)
+        if errors:
+            raise StepSettingsError(
+                [f"{message} (pipeline '{self.name}', {location})" for _, _, message in errors]
+            )
+        return validated
 
     def to_ir(self) -> ir.Pipeline:
         """Trace the pipeline body once and return its validated IR.

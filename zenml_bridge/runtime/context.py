@@ -42,6 +42,7 @@ class StepContext:
         "parameters",
         "pipeline_name",
         "run_id",
+        "run_values",
         "step_name",
         "step_settings",
     )
@@ -66,6 +67,9 @@ class StepContext:
         self.step_settings: dict[str, Any] = dict(step_settings or {})
         self._stack = stack  # runtime.stack.Stack: has .component(kind)
         self._parsed: dict[type, Any] = {}
+        #: What this step logged on the run: ``{"metric": {...}, "metadata": {...}}`` (kept
+        #: with the step's cache entry, so a cache hit records them on its run too).
+        self.run_values: dict[str, dict[str, Any]] = {}
 
     def __repr__(self) -> str:
         return f"<StepContext run={self.run_id} step={self.step_name}>"
@@ -111,19 +115,55 @@ class StepContext:
 
     def log_metric(self, key: str, value: float) -> None:
         """Record a numeric metric for this step run."""
+        self.metrics[str(key)] = self._number("log_metric", key, value)
+
+    def log_run_metric(self, key: str, value: float) -> None:
+        """Record a numeric metric on the run (any step may; a later value replaces it)."""
+        self._log_run("metric", {str(key): self._number("log_run_metric", key, value)})
+
+    def log_run_metadata(self, values: Mapping[str, Any]) -> None:
+        """Record JSON-able key/values on the run (later calls update earlier ones)."""
+        if not isinstance(values, Mapping):
+            raise BridgeError(
+                f"log_run_metadata() in step '{self.step_name}' takes a dict, not "
+                f"{type(values).__name__}. Call it as log_run_metadata({{'key': value}})."
+            )
+        import json
+
+        try:
+            json.dumps(dict(values))
+        except (TypeError, ValueError) as exc:
+            raise BridgeError(
+                f"log_run_metadata() in step '{self.step_name}': the values are not JSON-able "
+                f"({exc}). Log numbers, text, lists and dicts of them."
+            ) from None
+        self._log_run("metadata", {str(key): value for key, value in values.items()})
+
+    def _log_run(self, kind: str, values: dict[str, Any]) -> None:
+        if self._stack is None:
+            raise BridgeError(
+                f"Step '{self.step_name}' logged a run value without a metadata store. Run it "
+                "through a pipeline."
+            )
+        from zenml_bridge.stores.run_values import log_values
+
+        log_values(self._stack.metadata, self.run_id, kind, values, step=self.step_name)
+        self.run_values.setdefault(kind, {}).update(values)
+
+    def _number(self, function: str, key: str, value: Any) -> float:
         try:
             number = float(value)
         except (TypeError, ValueError):
             raise BridgeError(
-                f"log_metric({key!r}, ...) in step '{self.step_name}' needs a number, got "
+                f"{function}({key!r}, ...) in step '{self.step_name}' needs a number, got "
                 f"{type(value).__name__}. Pass an int or float."
             ) from None
         if not math.isfinite(number):
             raise BridgeError(
-                f"log_metric({key!r}, {value!r}) in step '{self.step_name}': the value is not a "
+                f"{function}({key!r}, {value!r}) in step '{self.step_name}': the value is not a "
                 "finite number. Log finite values only."
             )
-        self.metrics[str(key)] = number
+        return number
 
 
 _CURRENT: ContextVar[StepContext | None] = ContextVar("zenml_bridge_step", default=None)
@@ -146,6 +186,30 @@ def get_step_context() -> StepContext:
             "pipeline runs the step (a step function called directly has no run)."
         )
     return context
+
+
+def log_run_metric(key: str, value: float) -> None:
+    """Record a metric on the whole run from inside a step (shown by ``runs show``/``compare``).
+
+    Example:
+        >>> from zenml_bridge import log_run_metric, step
+        >>> @step
+        ... def evaluate() -> None:
+        ...     log_run_metric("auc", 0.91)
+    """
+    get_step_context().log_run_metric(key, value)
+
+
+def log_run_metadata(values: Mapping[str, Any]) -> None:
+    """Record JSON-able metadata on the whole run from inside a step.
+
+    Example:
+        >>> from zenml_bridge import log_run_metadata, step
+        >>> @step
+        ... def load() -> None:
+        ...     log_run_metadata({"dataset": "2026-11"})
+    """
+    get_step_context().log_run_metadata(values)
 
 
 @contextmanager

@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from zenml_bridge import ir
-from zenml_bridge.errors import BridgeError
+from zenml_bridge.errors import STOP_EXIT_CODE, BridgeError
 
 #: Key of our fields in a KFP artifact's metadata.
 METADATA_KEY = "zenml_bridge"
@@ -396,6 +396,12 @@ def lightweight_function(argv: list[str] | None = None) -> Callable[..., None]:
             code = main(command)
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
+        if code == STOP_EXIT_CODE:
+            # KFP has no "skipped" for a task that ran: the task fails, our run is stopped.
+            raise RuntimeError(
+                f"zenml-bridge step stopped the pipeline (StopPipeline, exit {code}); the reason "
+                "is in the log above and the run is recorded stopped."
+            )
         if code:
             raise RuntimeError(f"zenml-bridge step failed (exit {code}); see the log above.")
         with open(local_path(data["outputs"]["outputFile"]), encoding="utf-8") as handle:

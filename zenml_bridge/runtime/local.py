@@ -39,6 +39,7 @@ from zenml_bridge.runtime.step_runner import (
     stop_reason,
 )
 from zenml_bridge.runtime.tracking import RunInfo
+from zenml_bridge.settings import validate_steps
 
 RUN_OPTIONS = (
     "cache",
@@ -49,6 +50,7 @@ RUN_OPTIONS = (
     "settings",
     "progress",
     "raise_on_failure",
+    "strict",
 )
 #: id(IR) -> (IR, its sha256) for the last few IRs run (a long-lived process runs many).
 _PREPARED: OrderedDict[int, tuple[ir.Pipeline, str]] = OrderedDict()
@@ -172,6 +174,8 @@ def run_pipeline(
         progress: called with a :class:`StepEvent` as steps start and finish.
         raise_on_failure: raise :class:`RunFailed` (or the step's BridgeError) when a step
             fails (default True); False returns the failed run record.
+        strict: a settings block no installed integration declares is an error, not a
+            warning (``--strict``).
 
     Returns:
         The :class:`RunRecord`: ``run.steps["train"].outputs["model"].load()``.
@@ -197,6 +201,11 @@ def run_pipeline(
     config: RunConfig = options.get("config") or RunConfig()
     values = {**config.parameters, **values}
     pipeline_ir = apply_step_settings(pipeline_ir, config.steps, f"run config {config.path}")
+    for warning in validate_steps(
+        ((step.name, step.settings) for step in pipeline_ir.steps),
+        strict=bool(options.get("strict")),
+    ):
+        print(f"warning: {warning}", file=sys.stderr)
     run_parameters = ir.check_run_parameters(pipeline_ir, values)
     settings: Settings = options.get("settings") or load_settings(config, options.get("stack"))
     stack = open_stack(settings)
@@ -580,6 +589,7 @@ def _record(
         git_sha=git.sha,
         git_dirty=git.dirty(),
         links=links,
+        store=stack.metadata,
     )
 
 

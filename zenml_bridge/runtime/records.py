@@ -125,6 +125,25 @@ class RunRecord:
     links: Mapping[str, str] = field(default_factory=dict)
     #: Why the run ended as it did (``stopped``: which step stopped it and why).
     reason: str | None = None
+    #: The metadata store the run is recorded in (for :attr:`metrics` and :attr:`metadata`).
+    store: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """What steps logged on the run with ``log_run_metric`` (read from the store)."""
+        return self._values()["metrics"]
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """What steps logged on the run with ``log_run_metadata`` (read from the store)."""
+        return self._values()["metadata"]
+
+    def _values(self) -> dict[str, dict[str, Any]]:
+        if self.store is None:
+            return {"metrics": {}, "metadata": {}}
+        from zenml_bridge.stores.run_values import run_values
+
+        return run_values(self.store, self.run_id)
 
     @property
     def failed_steps(self) -> list[StepRecord]:
@@ -173,4 +192,5 @@ def load_run(ref: str, settings: Any = None) -> RunRecord:
         git_dirty=row["git_dirty"],
         links=row["links"],
         reason=row.get("reason"),
+        store=stack.metadata,
     )

@@ -8,7 +8,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from zenml_bridge.components import StackComponent, build_component, component_class
+from zenml_bridge.components import (
+    StackComponent,
+    build_component,
+    component_class,
+    resolve_references,
+)
 from zenml_bridge.config import Settings
 from zenml_bridge.errors import BridgeError
 from zenml_bridge.redact import redact_text
@@ -66,6 +71,7 @@ def load_tracker(config: Mapping[str, Any] | None, home: Any = None) -> Tracker 
             f"experiment_tracker on_error is {on_error!r}; use 'fail' (default) or 'skip'."
         )
     cls = component_class("experiment_tracker", flavor)
+    options = resolve_references(options, "experiment_tracker")
     tracker: ExperimentTracker = cls(**options)  # type: ignore[assignment]
     return Tracker(tracker, on_error)
 

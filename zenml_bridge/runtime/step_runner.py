@@ -43,6 +43,7 @@ from zenml_bridge.runtime import integrity
 from zenml_bridge.runtime.context import StepContext, step_context
 from zenml_bridge.runtime.stack import Stack
 from zenml_bridge.runtime.tracking import RunInfo, StepInfo
+from zenml_bridge.stores.run_values import log_values
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _CALLABLES: dict[str, tuple[Any, Callable[[Mapping[str, Any]], Any]]] = {}
@@ -226,52 +227,6 @@ def stop_outputs(step: ir.Step, given: Any) -> list[tuple[ir.OutputSpec, Any]]:
     return list(zip(step.outputs, _split_outputs(step, given)))
 
 
-def _record_stop(
-    stack: Stack,
-    run_info: RunInfo | None,
-    step: ir.Step,
-    run_id: str,
-    key: str,
-    consumed: list[tuple[str, str]],
-    parameters: Mapping[str, Any],
-    attempt: int,
-    started: float,
-    clock: float,
-    stop: StopPipeline,
-    outputs: dict[str, OutputInfo],
-    new_artifacts: list[dict[str, Any]],
-    context: StepContext,
-) -> StepResult:
-    """Record a step that stopped the pipeline: its outputs, no cache entry, the reason."""
-    stack.metadata.record_step(
-        run_id=run_id,
-        step=step.name,
-        status="stopped",
-        outputs=outputs,
-        new_artifacts=new_artifacts,
-        consumed=consumed,
-        cache_key=key,
-        write_cache=False,
-        parameters=parameters,
-        metadata=context.metadata,
-        metrics=context.metrics,
-        error=stop.reason,
-        attempt=attempt,
-        started_at=started,
-        ended_at=time.time(),
-    )
-    result = StepResult(
-        name=step.name,
-        status="stopped",
-        outputs=outputs,
-        duration_s=time.perf_counter() - clock,
-        cache_key=key,
-        attempt=attempt,
-        reason=stop.reason,
-    )
-    return _tracked(stack, run_info, step, parameters, result, context, run_id, started)
-
-
 def stop_reason(step: str, reason: str | None) -> str:
     """The run's reason when a step stopped it."""
     return f"step '{step}' stopped the pipeline: {reason or 'no reason given'}"
@@ -371,6 +326,8 @@ def run_step(
                 return imported
             call = imported
         if hit is not None and _still_valid(registry, hit, stack, step):
+            for kind, values in (produced.get("run_values") or {}).items():
+                log_values(store, run_id, kind, values, step=step.name)  # as the producer did
             store.record_step(
                 run_id=run_id,
                 step=step.name,
@@ -485,29 +442,27 @@ def run_step(
         )  # fmt: skip
         _track_end_quietly(stack, run_info, step, parameters, result)
         return result
-    if stop is not None:
-        result = _record_stop(
-            stack, run_info, step, run_id, key, consumed, parameters, attempt, started, clock,
-            stop, outputs, new_artifacts, context,
-        )  # fmt: skip
-        _record_pages(store, pages)
-        return result
-    hook_error = _call_hook_in(context, step, "on_success", None)
-    if hook_error:
-        context.metadata["hook_error"] = hook_error
+    if stop is None:
+        hook_error = _call_hook_in(context, step, "on_success", None)
+        if hook_error:
+            context.metadata["hook_error"] = hook_error
+    # A stopped step (StopPipeline) keeps the outputs it gave but is no cache entry: a later
+    # run executes the gate again. No hook is called for it.
+    status = "completed" if stop is None else "stopped"
     store.record_step(
         run_id=run_id,
         step=step.name,
-        status="completed",
+        status=status,
         outputs=outputs,
         new_artifacts=new_artifacts,
         consumed=consumed,
         cache_key=key,
-        write_cache=step.cache,
+        write_cache=step.cache and stop is None,
         cache_outputs=_cache_entry(outputs, context),
         parameters=parameters,
         metadata=context.metadata,
         metrics=context.metrics,
+        error=stop.reason if stop is not None else None,
         attempt=attempt,
         started_at=started,
         ended_at=time.time(),
@@ -515,11 +470,12 @@ def run_step(
     _record_pages(store, pages)
     result = StepResult(
         name=step.name,
-        status="completed",
+        status=status,
         outputs=outputs,
         duration_s=time.perf_counter() - clock,
         cache_key=key,
         attempt=attempt,
+        reason=stop.reason if stop is not None else None,
     )
     return _tracked(stack, run_info, step, parameters, result, context, run_id, started)
 
@@ -595,8 +551,10 @@ PRODUCED = "@produced"
 def _cache_entry(outputs: Mapping[str, OutputInfo], context: StepContext) -> dict[str, Any]:
     """The outputs JSON of a cache entry: the outputs, and the producer's metrics/metadata."""
     entry: dict[str, Any] = dict(outputs)
-    if context.metrics or context.metadata:
+    if context.metrics or context.metadata or context.run_values:
         entry[PRODUCED] = {"metrics": dict(context.metrics), "metadata": dict(context.metadata)}
+        if context.run_values:
+            entry[PRODUCED]["run_values"] = context.run_values
     return entry
 
 

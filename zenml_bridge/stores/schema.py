@@ -232,6 +232,12 @@ def _v3(conn: sa.Connection, t: Tables) -> None:
             index.create(conn)
 
 
+def _v4(conn: sa.Connection, t: Tables) -> None:
+    from zenml_bridge.stores.run_values import migrate_v4
+
+    migrate_v4(conn, t)
+
+
 #: version -> migration; each brings the schema from version-1 to version.
 def _v5(conn: sa.Connection, t: Tables) -> None:
     from zenml_bridge.stores.visualizations import migrate_v5
@@ -243,9 +249,8 @@ MIGRATIONS: dict[int, Callable[[sa.Connection, Tables], None]] = {
     1: _v1,
     2: _v2,
     3: _v3,
-    # 4 (run metrics/metadata) belongs to branch `stack`: a placeholder until it merges.
-    4: lambda conn, t: None,
-    5: _v5,
+    4: _v4,  # run values (stores/run_values.py)
+    5: _v5,  # visualizations (stores/visualizations.py)
 }
 
 

@@ -2,6 +2,7 @@
 
 Every task runs one pipeline step through
 ``python -m zenml_bridge.entrypoint run-step --ir URI --ir-sha256 HEX --step NAME --run-id ID``
+(plus ``--components URI --components-sha256 HEX``: the stack components the compile published)
 against the stores of the worker (ZENML_BRIDGE_METADATA_URL and ZENML_BRIDGE_ARTIFACT_ROOT), or
 those the compile used when the worker sets none. All pipeline data is the PIPELINE literal
 below; the code around it is the same in every generated file. Parsing this file imports nothing
@@ -38,6 +39,8 @@ PIPELINE = {
     'ir_sha256': 'a56b2f1ff8d10ecec0a3022081dfe4913f326fef19d8b00166460faaaa584d80',
     'code_archive_uri': 's3://zenml-bucket/artifacts/.zenml_bridge/code/b825ca69f6a00e551a7f38c0a7a6b32f1c06f8a989e7072c988345b2113a29a2.tar.gz',
     'code_archive_sha256': 'b825ca69f6a00e551a7f38c0a7a6b32f1c06f8a989e7072c988345b2113a29a2',
+    'components_uri': 's3://zenml-bucket/artifacts/.zenml_bridge/components/d1f7d8e1694ff4939e253b4e040958d676409d31e4a3a664e2cbc82c57b70804.json',
+    'components_sha256': 'd1f7d8e1694ff4939e253b4e040958d676409d31e4a3a664e2cbc82c57b70804',
     'stores': {'metadata_url': None, 'artifact_root': None},
     'tags': ['zenml-bridge'],
     'dag_settings': {},
@@ -123,6 +126,8 @@ BASH_COMMAND = (
     ' --attempt "$ZENML_BRIDGE_AIRFLOW_TRY_NUMBER" "$ZENML_BRIDGE_AIRFLOW_CACHE_FLAG" --new-attempt'
     ' ${ZENML_BRIDGE_AIRFLOW_CODE_ARCHIVE:+--code-archive "$ZENML_BRIDGE_AIRFLOW_CODE_ARCHIVE"'
     ' --code-archive-sha256 "$ZENML_BRIDGE_AIRFLOW_CODE_ARCHIVE_SHA256"}'
+    ' ${ZENML_BRIDGE_AIRFLOW_COMPONENTS:+--components "$ZENML_BRIDGE_AIRFLOW_COMPONENTS"'
+    ' --components-sha256 "$ZENML_BRIDGE_AIRFLOW_COMPONENTS_SHA256"}'
 )
 
 
@@ -190,6 +195,9 @@ def entrypoint_args(step):
     if PIPELINE["code_archive_uri"]:
         args += ["--code-archive", PIPELINE["code_archive_uri"]]
         args += ["--code-archive-sha256", PIPELINE["code_archive_sha256"]]
+    if PIPELINE["components_uri"]:
+        args += ["--components", PIPELINE["components_uri"]]
+        args += ["--components-sha256", PIPELINE["components_sha256"]]
     return [
         *literals(args),
         *["--run-id", RUN_ID_TEMPLATE, "--params-json", PARAMS_TEMPLATE],
@@ -246,6 +254,8 @@ def bash_task(step):
         "ZENML_BRIDGE_AIRFLOW_STEP": step["name"],
         "ZENML_BRIDGE_AIRFLOW_CODE_ARCHIVE": PIPELINE["code_archive_uri"] or "",
         "ZENML_BRIDGE_AIRFLOW_CODE_ARCHIVE_SHA256": PIPELINE["code_archive_sha256"] or "",
+        "ZENML_BRIDGE_AIRFLOW_COMPONENTS": PIPELINE["components_uri"] or "",
+        "ZENML_BRIDGE_AIRFLOW_COMPONENTS_SHA256": PIPELINE["components_sha256"] or "",
         "ZENML_BRIDGE_AIRFLOW_METADATA_URL": stores["metadata_url"] or "",
         "ZENML_BRIDGE_AIRFLOW_ARTIFACT_ROOT": stores["artifact_root"] or "",
         "ZENML_BRIDGE_AIRFLOW_WORKER_PYTHON": WORKER_PYTHON,

@@ -2,6 +2,7 @@
 
 Every task runs one pipeline step through
 ``python -m zenml_bridge.entrypoint run-step --ir URI --ir-sha256 HEX --step NAME --run-id ID``
+(plus ``--components URI --components-sha256 HEX``: the stack components the compile published)
 against the stores of the worker (ZENML_BRIDGE_METADATA_URL and ZENML_BRIDGE_ARTIFACT_ROOT), or
 those the compile used when the worker sets none. All pipeline data is the PIPELINE literal
 below; the code around it is the same in every generated file. Parsing this file imports nothing
@@ -38,6 +39,8 @@ PIPELINE = {
     'ir_sha256': '07b895c3afc47342a25a8dde5b2bdab338f9c0766a9540795101df9e81f6dd59',
     'code_archive_uri': None,
     'code_archive_sha256': None,
+    'components_uri': None,
+    'components_sha256': None,
     'stores': {'metadata_url': None, 'artifact_root': None},
     'tags': ['zenml-bridge'],
     'dag_settings': {},
@@ -138,6 +141,8 @@ BASH_COMMAND = (
     ' --attempt "$ZENML_BRIDGE_AIRFLOW_TRY_NUMBER" "$ZENML_BRIDGE_AIRFLOW_CACHE_FLAG" --new-attempt'
     ' ${ZENML_BRIDGE_AIRFLOW_CODE_ARCHIVE:+--code-archive "$ZENML_BRIDGE_AIRFLOW_CODE_ARCHIVE"'
     ' --code-archive-sha256 "$ZENML_BRIDGE_AIRFLOW_CODE_ARCHIVE_SHA256"}'
+    ' ${ZENML_BRIDGE_AIRFLOW_COMPONENTS:+--components "$ZENML_BRIDGE_AIRFLOW_COMPONENTS"'
+    ' --components-sha256 "$ZENML_BRIDGE_AIRFLOW_COMPONENTS_SHA256"}'
 )
 
 
@@ -205,6 +210,9 @@ def entrypoint_args(step):
     if PIPELINE["code_archive_uri"]:
         args += ["--code-archive", PIPELINE["code_archive_uri"]]
         args += ["--code-archive-sha256", PIPELINE["code_archive_sha256"]]
+    if PIPELINE["components_uri"]:
+        args += ["--components", PIPELINE["components_uri"]]
+        args += ["--components-sha256", PIPELINE["components_sha256"]]
     return [
         *literals(args),
         *["--run-id", RUN_ID_TEMPLATE, "--params-json", PARAMS_TEMPLATE],
@@ -261,6 +269,8 @@ def bash_task(step):
         "ZENML_BRIDGE_AIRFLOW_STEP": step["name"],
         "ZENML_BRIDGE_AIRFLOW_CODE_ARCHIVE": PIPELINE["code_archive_uri"] or "",
         "ZENML_BRIDGE_AIRFLOW_CODE_ARCHIVE_SHA256": PIPELINE["code_archive_sha256"] or "",
+        "ZENML_BRIDGE_AIRFLOW_COMPONENTS": PIPELINE["components_uri"] or "",
+        "ZENML_BRIDGE_AIRFLOW_COMPONENTS_SHA256": PIPELINE["components_sha256"] or "",
         "ZENML_BRIDGE_AIRFLOW_METADATA_URL": stores["metadata_url"] or "",
         "ZENML_BRIDGE_AIRFLOW_ARTIFACT_ROOT": stores["artifact_root"] or "",
         "ZENML_BRIDGE_AIRFLOW_WORKER_PYTHON": WORKER_PYTHON,
