@@ -7,6 +7,7 @@ import math
 
 import fsspec
 import pytest
+
 from zenml_bridge import StopPipeline, pipeline, step
 from zenml_bridge.errors import BridgeError
 from zenml_bridge.materializers import registry
