@@ -122,6 +122,8 @@ class Outcome:
     visualizations: dict[str, set[str]]
     metrics: dict[str, dict[str, float]]
     errors: dict[str, str]
+    #: The test tracker's calls (tracker_site.records), filled in by the runner.
+    tracked: set[tuple[Any, ...]] = field(default_factory=set)
 
 
 def read_outcome(metadata_url: str, artifact_root: str) -> Outcome:
@@ -166,5 +168,10 @@ def check(case: Case, outcome: Outcome, reference: Outcome | None = None) -> Non
         assert text in outcome.errors[step], (step, outcome.errors[step])
     if case.run_status == "stopped":
         assert outcome.run_reason == STOP
+    # Every run is tracked: the tracker saw it end as our store says, and a step's metrics.
+    assert ("run_end", None, case.run_status, ()) in outcome.tracked, outcome.tracked
+    for step, metrics in case.metrics.items():
+        assert ("metrics", step, None, tuple(sorted(metrics.items()))) in outcome.tracked
     if reference is not None:
         assert outcome.hashes == reference.hashes
+        assert outcome.tracked == reference.tracked

@@ -10,9 +10,13 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import tracker_site
 from behaviour import PIPES, Case, Outcome, read_outcome
 
 KFP_RUNNER = """
@@ -26,9 +30,41 @@ pipeline(**json.loads(sys.argv[3]))
 """
 
 
+_SITE: list[Path] = []
+
+
+def site() -> Path:
+    """The folder holding the test tracker's distribution (made once per process)."""
+    if not _SITE:
+        _SITE.append(tracker_site.install(Path(tempfile.mkdtemp(prefix="zb-conformance-"))))
+    return _SITE[0]
+
+
+def with_site(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with the tracker's distribution on PYTHONPATH (for every process it starts)."""
+    path = os.pathsep.join(p for p in (str(site()), env.get("PYTHONPATH", "")) if p)
+    return {**env, "PYTHONPATH": path}
+
+
+@contextmanager
+def tracker_installed() -> Iterator[None]:
+    """The tracker's distribution on this process's path for a block (then removed again, so
+    other tests in the session see the plugin table they expect)."""
+    from zenml_bridge import plugins
+
+    sys.path.insert(0, str(site()))
+    plugins.refresh()
+    try:
+        yield
+    finally:
+        sys.path.remove(str(site()))
+        plugins.refresh()
+
+
 def stores(folder: Path) -> dict[str, str]:
     folder.mkdir(parents=True, exist_ok=True)
     return {
+        tracker_site.ENV: str(folder / "tracks.jsonl"),
         "ZENML_BRIDGE_METADATA_URL": f"sqlite:///{folder / 'metadata.db'}",
         "ZENML_BRIDGE_ARTIFACT_ROOT": str(folder / "artifacts"),
         "ZENML_BRIDGE_HOME": str(folder / "home"),
@@ -37,7 +73,9 @@ def stores(folder: Path) -> dict[str, str]:
 
 
 def outcome_of(env: dict[str, str]) -> Outcome:
-    return read_outcome(env["ZENML_BRIDGE_METADATA_URL"], env["ZENML_BRIDGE_ARTIFACT_ROOT"])
+    outcome = read_outcome(env["ZENML_BRIDGE_METADATA_URL"], env["ZENML_BRIDGE_ARTIFACT_ROOT"])
+    outcome.tracked = tracker_site.records(Path(env[tracker_site.ENV]))
+    return outcome
 
 
 def run(args: list[str], env: dict[str, str], cwd: Path, ok: bool = True) -> str:
@@ -61,10 +99,12 @@ def run_local(case: Case, folder: Path) -> Outcome:
     settings = Settings(
         metadata_url=env["ZENML_BRIDGE_METADATA_URL"],
         artifact_root=env["ZENML_BRIDGE_ARTIFACT_ROOT"],
+        experiment_tracker={**tracker_site.BLOCK, "path": env[tracker_site.ENV]},
         home=folder,
     )
     pipeline = load_pipeline(f"{PIPES}:{case.pipeline}")
-    run_pipeline(pipeline, dict(case.params), settings=settings, raise_on_failure=False)
+    with tracker_installed():
+        run_pipeline(pipeline, dict(case.params), settings=settings, raise_on_failure=False)
     return outcome_of(env)
 
 
@@ -94,7 +134,8 @@ class AirflowSite:
         env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
         for name in ("ZENML_BRIDGE_PYTHON", "ZENML_BRIDGE_AIRFLOW_PYTHON"):
             env.pop(name, None)
-        self.env = env
+        self.env = with_site(env)
+        tracker_site.project_config(root)  # the compile publishes the stack's tracker
         self.python_option = [] if python == sys.executable else ["--python", sys.executable]
 
     def prepare(self, cases: tuple[Case, ...]) -> None:
@@ -118,7 +159,8 @@ class AirflowSite:
 
 def run_kubeflow(case: Case, folder: Path) -> Outcome:
     """Compile with the lightweight executor and run the YAML with kfp.local."""
-    env = {**os.environ, **stores(folder)}
+    env = with_site({**os.environ, **stores(folder)})
+    tracker_site.project_config(folder)  # the compile publishes the stack's tracker
     out = folder / f"{case.pipeline}.yaml"
     run(compile_args(case, "kubeflow", out, "--executor", "lightweight"), env, folder)
     runner = folder / "run_kfp.py"
@@ -138,4 +180,4 @@ def reference(case: Case, folder: Path) -> Outcome:
     return run_local(case, folder / "reference")
 
 
-__all__ = ["AirflowSite", "reference", "run_kubeflow", "run_local", "Any"]
+__all__ = ["Any", "AirflowSite", "reference", "run_kubeflow", "run_local"]

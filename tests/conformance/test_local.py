@@ -16,4 +16,4 @@ def test_local(case: Case, tmp_path: Path) -> None:
     outcome = run_local(case, tmp_path / "local")
     check(case, outcome)
     again = run_local(case, tmp_path / "again")  # content hashes are reproducible
-    assert again.hashes == outcome.hashes
+    assert (again.hashes, again.tracked) == (outcome.hashes, outcome.tracked)
