@@ -33,8 +33,8 @@ from typing import Any, TypeVar
 from zenml_bridge.errors import BridgeError
 from zenml_bridge.runtime.tracking import ExperimentTracker, RunInfo, StepInfo
 
-from zenml_bridge_mlflow.context import _ACTIVE, ActiveStepRun, fluent_uris
-from zenml_bridge_mlflow.settings import MLflowSettings
+from zenml_bridge_mlflow.context import ActiveStepRun, fluent_uris
+from zenml_bridge_mlflow.settings import MLflowSettings, MLflowStepSettings
 
 T = TypeVar("T")
 
@@ -71,6 +71,9 @@ class MLflowExperimentTracker(ExperimentTracker):
         self._metrics: dict[tuple[str, str], list[tuple[str, float, int]]] = {}
         self._tags: dict[tuple[str, str], dict[str, str]] = {}
         self._fluent: dict[tuple[str, str], ExitStack] = {}
+        #: (our run id, step name) -> the MLflow run of a step running now (see
+        #: :meth:`active_step_run`).
+        self._active: dict[tuple[str, str], ActiveStepRun] = {}
         #: Set when the backend stopped answering: later calls of the run fail at once with the
         #: first message instead of waiting for retries again (on_error: skip stays fast).
         self._down: str | None = None
@@ -91,14 +94,17 @@ class MLflowExperimentTracker(ExperimentTracker):
         child = self._guard("start the step's MLflow run", run, lambda: self._new_child(run, step))
         with self._lock:
             self._children[key] = child
-            _ACTIVE[key] = ActiveStepRun(
+            self._active[key] = ActiveStepRun(
                 tracking_uri=self.settings.tracking_uri,
                 registry_uri=self.settings.registry_uri,
                 experiment_id=self._experiments[run.pipeline],
                 run_id=child,
                 parent_run_id=self._parents[run.run_id],
             )
-        autolog = _autolog_options(step.settings, self.settings.autolog)
+        options = MLflowStepSettings.parse(
+            step.settings.get(MLflowStepSettings.key), step=step.name
+        )
+        autolog = options.autolog_options(self.settings.autolog)
         if autolog is not None:
             self._guard("turn on mlflow.autolog", run, lambda: self._start_autolog(key, autolog))
 
@@ -127,7 +133,7 @@ class MLflowExperimentTracker(ExperimentTracker):
             child = self._children.pop(key, None)
             metrics = self._metrics.pop(key, [])
             tags = self._tags.pop(key, {})
-            _ACTIVE.pop(key, None)
+            self._active.pop(key, None)
         if fluent is not None:  # end the fluent run and autolog before the status is set
             self._guard("turn off mlflow.autolog", run, fluent.close)
 
@@ -162,6 +168,11 @@ class MLflowExperimentTracker(ExperimentTracker):
             with self._lock:
                 self._parents.pop(run.run_id, None)
                 self._pending.pop(run.run_id, None)
+
+    def active_step_run(self, run_id: str, step: str) -> ActiveStepRun | None:
+        """The MLflow run of step ``step`` of our run ``run_id`` while it runs, else None."""
+        with self._lock:
+            return self._active.get((run_id, step))
 
     # -- MLflow plumbing ----------------------------------------------------------------------
 
@@ -503,18 +514,6 @@ class _Unreachable(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-def _autolog_options(
-    settings: Mapping[str, Any], default: bool | Mapping[str, Any]
-) -> Mapping[str, Any] | None:
-    block = settings.get("mlflow") or {}
-    value = block.get("autolog", default) if isinstance(block, Mapping) else default
-    if value is True:
-        return {}
-    if isinstance(value, Mapping):
-        return value
-    return None
 
 
 def _key(key: Any) -> str:
