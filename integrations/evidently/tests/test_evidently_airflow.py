@@ -21,13 +21,11 @@ def test_drift_gate_skips_downstream_tasks_on_airflow(tmp_path: Path) -> None:
     from integration_support import dags_test
 
     states, settings = dags_test(
-        Path(ev_pipelines.__file__), "monitored", {"shift": "drift"}, tmp_path
+        Path(ev_pipelines.__file__), "airflow_gate", {"shift": "drift"}, tmp_path
     )
-    assert states["drift_gate"] == "skipped", states
-    assert states["retrain"] == "skipped", states
-    assert states["load_current"] == "success", states
+    assert states == {"load_both": "success", "drift_gate": "skipped", "retrain": "skipped"}
 
-    (row,) = MetadataStore(settings.metadata_url).list_runs(pipeline="monitored")
+    (row,) = MetadataStore(settings.metadata_url).list_runs(pipeline="airflow_gate")
     run = load_run(row["run_id"], settings)
     assert run.status == "stopped"
     assert "drifted columns: 'petal_width', 'sepal_length'" in (run.steps["drift_gate"].error or "")
