@@ -50,6 +50,9 @@ def _check_literals(step_name: str, literals: dict[str, Any]) -> dict[str, Any]:
             check_specs(step_name, option, literals[option], conditions=option == "tests")
     if literals.get("column_mapping") is not None:
         data_definition(step_name, literals["column_mapping"])
+    for option in ("on_drift", "on_failure"):
+        if literals.get(option) is not None:
+            check_choice(step_name, option, literals[option], ON_FAILURE)
     return {}
 
 

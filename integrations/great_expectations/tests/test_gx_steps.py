@@ -193,6 +193,14 @@ def test_bad_on_failure_is_refused_with_did_you_mean() -> None:
     with pytest.raises(BridgeError, match=re.escape("on_failure='stopp' is not one of")):
         gx_validate(gp.batch(), suite=gp.SUITE, on_failure="stopp")
 
+    @gp.pipeline(name="typo")
+    def typo() -> None:
+        gx_validate(gp.load_batch(), suite=gp.SUITE, on_failure="stopp")
+
+    # Found when the pipeline is built, before anything runs.
+    with pytest.raises(BridgeError, match=re.escape("Did you mean 'stop'?")):
+        typo.to_ir()
+
 
 def test_missing_suite_file_is_a_configuration_error_before_the_run(tmp_path: Path) -> None:
     flow = tmp_path / "flow.py"

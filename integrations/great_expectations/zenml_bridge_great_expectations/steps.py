@@ -53,7 +53,11 @@ MESSAGE_LIMIT = 5
 
 
 def _literal_suite(step_name: str, literals: dict[str, Any]) -> dict[str, Any]:
-    """A literal suite (path, GX suite, dict) becomes its checked JSON dict at build time."""
+    """A literal suite (path, GX suite, dict) becomes its checked JSON dict at build time;
+    literal option values are checked then too."""
+    for option, allowed in (("on_failure", ON_FAILURE), ("result_format", RESULT_FORMATS)):
+        if literals.get(option) is not None:
+            check_choice(step_name, option, literals[option], allowed)
     suite = literals.get("suite")
     return {} if suite is None else {"suite": suite_dict(step_name, suite)}
 
