@@ -71,6 +71,8 @@ class MLflowExperimentTracker(ExperimentTracker):
         self._metrics: dict[tuple[str, str], list[tuple[str, float, int]]] = {}
         self._tags: dict[tuple[str, str], dict[str, str]] = {}
         self._fluent: dict[tuple[str, str], ExitStack] = {}
+        #: (our run id, step name) -> run-level (metrics, tags) a step logged, sent at its end.
+        self._run_values: dict[tuple[str, str], tuple[dict[str, float], dict[str, str]]] = {}
         #: (our run id, step name) -> the MLflow run of a step running now (see
         #: :meth:`active_step_run`).
         self._active: dict[tuple[str, str], ActiveStepRun] = {}
@@ -126,6 +128,23 @@ class MLflowExperimentTracker(ExperimentTracker):
             for key, value in metadata.items():
                 tags[f"zenml_bridge.metadata.{_key(key)}"] = _text(value, MAX_TAG)
 
+    def log_run_values(
+        self,
+        run: RunInfo,
+        step: StepInfo,
+        metrics: Mapping[str, float],
+        metadata: Mapping[str, Any],
+    ) -> None:
+        """Run-level values go onto the parent run: metrics under their own key, metadata as
+        ``zenml_bridge.run_metadata.<key>`` tags (sent with the step's end)."""
+        with self._lock:
+            self._run_values.setdefault((run.run_id, step.name), ({}, {}))
+            pending_metrics, pending_tags = self._run_values[(run.run_id, step.name)]
+            for name, value in metrics.items():
+                pending_metrics[_key(name)] = _number(step.name, name, value)
+            for name, value in metadata.items():
+                pending_tags[f"zenml_bridge.run_metadata.{_key(name)}"] = _text(value, MAX_TAG)
+
     def on_step_end(self, run: RunInfo, step: StepInfo, status: str) -> None:
         key = (run.run_id, step.name)
         with self._lock:
@@ -133,6 +152,7 @@ class MLflowExperimentTracker(ExperimentTracker):
             child = self._children.pop(key, None)
             metrics = self._metrics.pop(key, [])
             tags = self._tags.pop(key, {})
+            run_metrics, run_tags = self._run_values.pop(key, ({}, {}))
             self._active.pop(key, None)
         if fluent is not None:  # end the fluent run and autolog before the status is set
             self._guard("turn off mlflow.autolog", run, fluent.close)
@@ -145,6 +165,8 @@ class MLflowExperimentTracker(ExperimentTracker):
             if child is None:  # a cache hit (no on_step_start) or a start that was skipped
                 child = self._new_child(run, step, cached=status == "cached")
             self._finish_child(run, step, child, status, metrics, tags)
+            if run_metrics or run_tags:
+                self._to_parent(run, _metric_list(run_metrics), run_tags)
 
         self._guard(f"record step '{step.name}'", run, finish)
 
@@ -376,6 +398,16 @@ class MLflowExperimentTracker(ExperimentTracker):
             for output, (uri, _) in step.outputs.items()
         }
         parent_metrics = [Metric(_key(f"{step.name}.{k}"), v, now, i) for k, v, i in metrics]
+        self._to_parent(run, parent_metrics, parent_tags, child=child)
+
+    def _to_parent(
+        self,
+        run: RunInfo,
+        parent_metrics: list[Any],
+        parent_tags: dict[str, str],
+        child: str | None = None,
+    ) -> None:
+        """Send copies to the parent run: with the run's end (local), else now."""
         if not (parent_tags or parent_metrics):
             return
         if run.backend == "local":
@@ -390,7 +422,8 @@ class MLflowExperimentTracker(ExperimentTracker):
         except Exception:
             # Another step process merged our parent away just now: follow it and retry once.
             self._merge_duplicates(run)
-            self.client.set_tag(child, "mlflow.parentRunId", self._parents[run.run_id])
+            if child is not None:
+                self.client.set_tag(child, "mlflow.parentRunId", self._parents[run.run_id])
             self._log_batch(self._parents[run.run_id], parent_metrics, parent_tags)
 
     def _log_batch(self, run_id: str, metrics: list[Any], tags: Mapping[str, str]) -> None:
@@ -514,6 +547,13 @@ class _Unreachable(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+def _metric_list(metrics: Mapping[str, float]) -> list[Any]:
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    return [Metric(name, value, now, 0) for name, value in sorted(metrics.items())]
 
 
 def _key(key: Any) -> str:
