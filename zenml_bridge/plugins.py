@@ -52,6 +52,7 @@ BUILTINS: dict[str, dict[str, str]] = {
         "pandas.series": f"{_M}.pandas_frames:SeriesMaterializer",
         "numpy.ndarray": f"{_M}.numpy_arrays:NumpyMaterializer",
         "sklearn.joblib": f"{_M}.sklearn_models:SklearnMaterializer",
+        "validation.report": "zenml_bridge.validation:ValidationReportMaterializer",
         "builtins.pickle": f"{_M}.pickles:PickleMaterializer",
     },
     COMPILERS: {

@@ -4,6 +4,7 @@ in the stack config, ``get_step_context().component(kind)`` and ``.settings(cls)
 
 from __future__ import annotations
 
+import json
 import re
 import textwrap
 from pathlib import Path
@@ -231,3 +232,32 @@ def test_unknown_block_is_a_compile_warning_and_a_strict_error(
     ]
     with pytest.raises(UnsupportedError, match=re.escape("settings.gat")):
         get_compiler("ir").compile(pipeline, CompileOptions(out=options.out, strict=True))
+
+
+def test_stack_register_and_list_show_components(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from zenml_bridge.cli.main import main
+
+    for key in ("ZENML_BRIDGE_METADATA_URL", "ZENML_BRIDGE_ARTIFACT_ROOT"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("ZENML_BRIDGE_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["init"]) == 0
+    args = ["stack", "register", "team", "--experiment-tracker", "mlflow",
+            "--component", "data_validator=threshold",
+            "--component-option", "data_validator.max_share=0.2",
+            "--component-option", "data_validator.api_token=${TEAM_TOKEN}"]  # fmt: skip
+    assert main(args) == 0
+    config = json.loads((tmp_path / ".zenml_bridge" / "config.yaml").read_text())
+    assert config["stacks"]["team"]["components"] == {
+        "data_validator": {"flavor": "threshold", "max_share": 0.2, "api_token": "${TEAM_TOKEN}"}
+    }
+    capsys.readouterr()
+    assert main(["stack", "list"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"team\s.*data_validator=threshold, experiment_tracker=mlflow", out)
+    assert "COMPONENTS" in out.splitlines()[1]
+    code = main(["stack", "register", "bad", "--component-option", "data_validator.x=1"])
+    assert code == 2
+    assert "names no component given with --component" in capsys.readouterr().err

@@ -68,6 +68,7 @@ _BUILTIN_HANDLES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("pandas.series", ("pandas.Series",)),
     ("numpy.ndarray", ("numpy.ndarray", "numpy.generic")),
     ("sklearn.joblib", ("sklearn.base.BaseEstimator",)),
+    ("validation.report", ("zenml_bridge.validation.ValidationReport",)),
     ("builtins.pickle", ("builtins.object",)),
 )
 BUILTINS: tuple[_Entry, ...] = tuple(

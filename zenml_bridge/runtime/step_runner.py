@@ -697,6 +697,10 @@ def _track_end(
         tracker.call("log_metrics", run_info, info, dict(context.metrics))
     if context is not None and context.metadata:
         tracker.call("log_metadata", run_info, info, dict(context.metadata))
+    if context is not None and context.run_values and hasattr(tracker.tracker, "log_run_values"):
+        values = context.run_values
+        metrics, metadata = dict(values.get("metric", {})), dict(values.get("metadata", {}))
+        tracker.call("log_run_values", run_info, info, metrics, metadata)
     tracker.call("on_step_end", run_info, info, result.status)
 
 

@@ -73,6 +73,16 @@ class ExperimentTracker(StackComponent):
     def log_metadata(self, run: RunInfo, step: StepInfo, metadata: Mapping[str, Any]) -> None:
         """Metadata a step logged with ``get_step_context().log_metadata(...)``."""
 
+    def log_run_values(
+        self,
+        run: RunInfo,
+        step: StepInfo,
+        metrics: Mapping[str, float],
+        metadata: Mapping[str, Any],
+    ) -> None:
+        """What a step recorded on the whole run with ``log_run_metric`` / ``log_run_metadata``
+        (called at the end of that step, before :meth:`on_step_end`)."""
+
     def on_step_end(self, run: RunInfo, step: StepInfo, status: str) -> None:
         """Called after a step: ``status`` is ``completed``, ``cached`` or ``failed``."""
 

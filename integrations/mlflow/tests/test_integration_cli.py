@@ -24,7 +24,8 @@ def test_integration_list_shows_mlflow(capsys: pytest.CaptureFixture[str]) -> No
     row = next(r for r in rows if r.startswith("mlflow "))
     assert "zenml-bridge-mlflow" in row
     assert metadata.version("zenml-bridge-mlflow") in row
-    assert "tracker mlflow" in row and "materializer mlflow.model" in row
+    assert "experiment_tracker mlflow" in row and "materializer mlflow.model" in row
+    assert "settings mlflow" in row
     assert f"mlflow {metadata.version('mlflow')}" in row
 
     assert main(["integration", "list", "--json", "--check"]) == 0

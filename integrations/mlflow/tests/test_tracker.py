@@ -141,3 +141,20 @@ def test_parallel_steps_share_one_parent(
     assert any(k.startswith("training_") for k in autologged.data.metrics)
     assert "max_iter" not in children["train"].data.params
     assert not any(k.startswith("training_") for k in children["train"].data.metrics)
+
+
+def test_run_values_go_onto_the_parent_and_steps_find_their_run(
+    sqlite_uri: str, make_settings: Any
+) -> None:
+    import worker_flow
+
+    run = run_pipeline(worker_flow.tracked, {"rows": 4}, settings=make_settings(sqlite_uri))
+    assert run.metrics == {"total": 6.0}
+    client = MlflowClient(sqlite_uri)
+    parent = client.get_run(run.links["mlflow.run_id"])
+    assert parent.data.metrics == {"numbers.rows": 4.0, "total.total": 6.0, "total": 6.0}
+    (child,) = client.search_runs(
+        [parent.info.experiment_id],
+        filter_string="tags.`zenml_bridge.step` = 'total'",
+    )
+    assert child.data.params["worker_param"] == "from-the-worker"  # via active_step_run()

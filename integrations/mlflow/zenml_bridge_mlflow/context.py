@@ -1,7 +1,9 @@
 """The MLflow run of the running step, for standard steps and for ``mlflow.*`` calls in steps.
 
-The tracker registers each step's MLflow run here when the step starts (keyed by our run id and
-step name, so steps running in parallel threads each find their own) and removes it at the end.
+The step reaches its stack's tracker through the step context
+(``get_step_context().component("experiment_tracker")``); the tracker knows the MLflow run of
+each of its running steps (keyed by our run id and step name, so steps running in parallel
+threads each find their own). Nothing is kept at module level.
 """
 
 from __future__ import annotations
@@ -26,10 +28,6 @@ class ActiveStepRun:
     parent_run_id: str
 
 
-#: (our run id, step name) -> the step's MLflow run, for standard steps in the same process.
-_ACTIVE: dict[tuple[str, str], ActiveStepRun] = {}
-
-
 def active_step_run() -> ActiveStepRun:
     """The MLflow run of the calling step; for steps that log models or call MLflow directly.
 
@@ -48,13 +46,20 @@ def active_step_run() -> ActiveStepRun:
             "active_step_run() was called outside a running step. Call it inside a @step "
             "function of a pipeline that runs with the MLflow experiment tracker."
         ) from exc
-    found = _ACTIVE.get((context.run_id, context.step_name))
+    found: ActiveStepRun | None = None
+    try:
+        tracker = context.component("experiment_tracker")
+    except BridgeError:
+        tracker = None  # no tracker configured: the message below says what to do
+    lookup = getattr(tracker, "active_step_run", None)  # another flavor has none
+    if lookup is not None:
+        found = lookup(context.run_id, context.step_name)
     if found is None:
         raise BridgeError(
             f"Step '{context.step_name}' of pipeline '{context.pipeline_name}' has no MLflow run: "
             "the stack has no MLflow experiment tracker, or tracking was skipped "
-            "(on_error: skip). Add `experiment_tracker: {flavor: mlflow}` to the stack config "
-            "(.zenml_bridge/config.yaml) and check that the tracking server is reachable."
+            "(on_error: skip). Add `components: {experiment_tracker: {flavor: mlflow}}` to the "
+            "stack in .zenml_bridge/config.yaml and check that the tracking server is reachable."
         )
     return found
 

@@ -1,11 +1,16 @@
-"""The ``experiment_tracker`` block of a stack config, checked and with its defaults filled in.
+"""The MLflow tracker's stack config block, and the ``mlflow`` settings block of steps.
 
-Example (``.zenml_bridge/config.yaml``)::
+Stack config (``.zenml_bridge/config.yaml``)::
 
-    experiment_tracker:
-      flavor: mlflow
-      tracking_uri: http://127.0.0.1:5000   # default: sqlite:/// in .zenml_bridge/
-      on_error: fail                        # or skip: run on without tracking, recorded
+    components:
+      experiment_tracker:
+        flavor: mlflow
+        tracking_uri: http://127.0.0.1:5000   # default: sqlite:/// in .zenml_bridge/
+        on_error: fail                        # or skip: run on without tracking, recorded
+
+Step settings (validated at trace, compile and run; see :class:`MLflowStepSettings`)::
+
+    @step(settings={"mlflow": {"autolog": {"log_models": False}}})
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from zenml_bridge.errors import BridgeError, did_you_mean
+from zenml_bridge.settings import StepSettings
 
 #: Keys the ``experiment_tracker`` block may hold for the mlflow flavor.
 KEYS = (
@@ -102,6 +108,33 @@ class MLflowSettings:
             autolog=config.get("autolog", False),
             uri_source=source,
         )
+
+
+@dataclass(frozen=True)
+class MLflowStepSettings(StepSettings):
+    """A step's ``mlflow`` block (entry point ``mlflow`` in the group ``zenml_bridge.settings``).
+
+    Attributes:
+        autolog: ``true`` turns ``mlflow.autolog()`` on for the step, a mapping passes options
+            to it (``{"log_models": false}``), ``false`` turns it off; unset, the tracker's
+            ``autolog`` option decides.
+
+    Example:
+        >>> MLflowStepSettings.parse({"autolog": {"log_models": False}}).autolog_options(False)
+        {'log_models': False}
+    """
+
+    key = "mlflow"
+    autolog: bool | dict[str, Any] | None = None
+
+    def autolog_options(self, default: bool | Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """The options of ``mlflow.autolog`` for the step, or None when it stays off."""
+        value = default if self.autolog is None else self.autolog
+        if value is True:
+            return {}
+        if isinstance(value, Mapping):
+            return value
+        return None
 
 
 def default_tracking_uri(home: str | os.PathLike[str] | None = None) -> str:

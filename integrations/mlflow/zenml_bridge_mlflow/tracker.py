@@ -33,8 +33,8 @@ from typing import Any, TypeVar
 from zenml_bridge.errors import BridgeError
 from zenml_bridge.runtime.tracking import ExperimentTracker, RunInfo, StepInfo
 
-from zenml_bridge_mlflow.context import _ACTIVE, ActiveStepRun, fluent_uris
-from zenml_bridge_mlflow.settings import MLflowSettings
+from zenml_bridge_mlflow.context import ActiveStepRun, fluent_uris
+from zenml_bridge_mlflow.settings import MLflowSettings, MLflowStepSettings
 
 T = TypeVar("T")
 
@@ -71,6 +71,11 @@ class MLflowExperimentTracker(ExperimentTracker):
         self._metrics: dict[tuple[str, str], list[tuple[str, float, int]]] = {}
         self._tags: dict[tuple[str, str], dict[str, str]] = {}
         self._fluent: dict[tuple[str, str], ExitStack] = {}
+        #: (our run id, step name) -> run-level (metrics, tags) a step logged, sent at its end.
+        self._run_values: dict[tuple[str, str], tuple[dict[str, float], dict[str, str]]] = {}
+        #: (our run id, step name) -> the MLflow run of a step running now (see
+        #: :meth:`active_step_run`).
+        self._active: dict[tuple[str, str], ActiveStepRun] = {}
         #: Set when the backend stopped answering: later calls of the run fail at once with the
         #: first message instead of waiting for retries again (on_error: skip stays fast).
         self._down: str | None = None
@@ -91,14 +96,17 @@ class MLflowExperimentTracker(ExperimentTracker):
         child = self._guard("start the step's MLflow run", run, lambda: self._new_child(run, step))
         with self._lock:
             self._children[key] = child
-            _ACTIVE[key] = ActiveStepRun(
+            self._active[key] = ActiveStepRun(
                 tracking_uri=self.settings.tracking_uri,
                 registry_uri=self.settings.registry_uri,
                 experiment_id=self._experiments[run.pipeline],
                 run_id=child,
                 parent_run_id=self._parents[run.run_id],
             )
-        autolog = _autolog_options(step.settings, self.settings.autolog)
+        options = MLflowStepSettings.parse(
+            step.settings.get(MLflowStepSettings.key), step=step.name
+        )
+        autolog = options.autolog_options(self.settings.autolog)
         if autolog is not None:
             self._guard("turn on mlflow.autolog", run, lambda: self._start_autolog(key, autolog))
 
@@ -120,6 +128,23 @@ class MLflowExperimentTracker(ExperimentTracker):
             for key, value in metadata.items():
                 tags[f"zenml_bridge.metadata.{_key(key)}"] = _text(value, MAX_TAG)
 
+    def log_run_values(
+        self,
+        run: RunInfo,
+        step: StepInfo,
+        metrics: Mapping[str, float],
+        metadata: Mapping[str, Any],
+    ) -> None:
+        """Run-level values go onto the parent run: metrics under their own key, metadata as
+        ``zenml_bridge.run_metadata.<key>`` tags (sent with the step's end)."""
+        with self._lock:
+            self._run_values.setdefault((run.run_id, step.name), ({}, {}))
+            pending_metrics, pending_tags = self._run_values[(run.run_id, step.name)]
+            for name, value in metrics.items():
+                pending_metrics[_key(name)] = _number(step.name, name, value)
+            for name, value in metadata.items():
+                pending_tags[f"zenml_bridge.run_metadata.{_key(name)}"] = _text(value, MAX_TAG)
+
     def on_step_end(self, run: RunInfo, step: StepInfo, status: str) -> None:
         key = (run.run_id, step.name)
         with self._lock:
@@ -127,7 +152,8 @@ class MLflowExperimentTracker(ExperimentTracker):
             child = self._children.pop(key, None)
             metrics = self._metrics.pop(key, [])
             tags = self._tags.pop(key, {})
-            _ACTIVE.pop(key, None)
+            run_metrics, run_tags = self._run_values.pop(key, ({}, {}))
+            self._active.pop(key, None)
         if fluent is not None:  # end the fluent run and autolog before the status is set
             self._guard("turn off mlflow.autolog", run, fluent.close)
 
@@ -139,6 +165,8 @@ class MLflowExperimentTracker(ExperimentTracker):
             if child is None:  # a cache hit (no on_step_start) or a start that was skipped
                 child = self._new_child(run, step, cached=status == "cached")
             self._finish_child(run, step, child, status, metrics, tags)
+            if run_metrics or run_tags:
+                self._to_parent(run, _metric_list(run_metrics), run_tags)
 
         self._guard(f"record step '{step.name}'", run, finish)
 
@@ -162,6 +190,11 @@ class MLflowExperimentTracker(ExperimentTracker):
             with self._lock:
                 self._parents.pop(run.run_id, None)
                 self._pending.pop(run.run_id, None)
+
+    def active_step_run(self, run_id: str, step: str) -> ActiveStepRun | None:
+        """The MLflow run of step ``step`` of our run ``run_id`` while it runs, else None."""
+        with self._lock:
+            return self._active.get((run_id, step))
 
     # -- MLflow plumbing ----------------------------------------------------------------------
 
@@ -365,6 +398,16 @@ class MLflowExperimentTracker(ExperimentTracker):
             for output, (uri, _) in step.outputs.items()
         }
         parent_metrics = [Metric(_key(f"{step.name}.{k}"), v, now, i) for k, v, i in metrics]
+        self._to_parent(run, parent_metrics, parent_tags, child=child)
+
+    def _to_parent(
+        self,
+        run: RunInfo,
+        parent_metrics: list[Any],
+        parent_tags: dict[str, str],
+        child: str | None = None,
+    ) -> None:
+        """Send copies to the parent run: with the run's end (local), else now."""
         if not (parent_tags or parent_metrics):
             return
         if run.backend == "local":
@@ -379,7 +422,8 @@ class MLflowExperimentTracker(ExperimentTracker):
         except Exception:
             # Another step process merged our parent away just now: follow it and retry once.
             self._merge_duplicates(run)
-            self.client.set_tag(child, "mlflow.parentRunId", self._parents[run.run_id])
+            if child is not None:
+                self.client.set_tag(child, "mlflow.parentRunId", self._parents[run.run_id])
             self._log_batch(self._parents[run.run_id], parent_metrics, parent_tags)
 
     def _log_batch(self, run_id: str, metrics: list[Any], tags: Mapping[str, str]) -> None:
@@ -505,16 +549,11 @@ class _Unreachable(Exception):
         self.reason = reason
 
 
-def _autolog_options(
-    settings: Mapping[str, Any], default: bool | Mapping[str, Any]
-) -> Mapping[str, Any] | None:
-    block = settings.get("mlflow") or {}
-    value = block.get("autolog", default) if isinstance(block, Mapping) else default
-    if value is True:
-        return {}
-    if isinstance(value, Mapping):
-        return value
-    return None
+def _metric_list(metrics: Mapping[str, float]) -> list[Any]:
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    return [Metric(name, value, now, 0) for name, value in sorted(metrics.items())]
 
 
 def _key(key: Any) -> str:
