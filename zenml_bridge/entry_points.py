@@ -37,10 +37,15 @@ class Distribution:
     @property
     def name(self) -> str:
         if self._name is None:
-            self._name = self._read_name() or self._fallback
+            self._name = self._header("name") or self._fallback
         return self._name
 
-    def _read_name(self) -> str | None:
+    @property
+    def version(self) -> str | None:
+        """The ``Version:`` of the distribution's metadata (None when it cannot be read)."""
+        return self._header("version")
+
+    def _header(self, key: str) -> str | None:
         if self._info is None:
             return None
         for filename in ("METADATA", "PKG-INFO"):
@@ -49,7 +54,7 @@ class Distribution:
                     for line in handle:
                         if not line.strip():
                             break  # the end of the headers
-                        if line.lower().startswith("name:"):
+                        if line.lower().startswith(f"{key}:"):
                             return line.split(":", 1)[1].strip()
             except OSError:
                 continue

@@ -176,7 +176,8 @@ def refresh() -> None:
 
 
 def _scan(group: str) -> dict[str, Plugin]:
-    from importlib import metadata
+    # Not importlib.metadata: it imports email, zipfile and more (see entry_points.py).
+    from zenml_bridge.entry_points import entry_points
 
     key = (group, *sys.path)
     with _lock:
@@ -187,7 +188,7 @@ def _scan(group: str) -> dict[str, Plugin]:
         # The group itself first: its entries win over an old group's of the same name.
         sources = [(group, "")] + [(old, p) for old, (new, p) in ALIASES.items() if new == group]
         for source, prefix in sources:
-            for ep in metadata.entry_points(group=source):
+            for ep in entry_points(source):
                 dist = getattr(ep, "dist", None)
                 name = prefix + ep.name
                 # The same distribution may be seen twice on sys.path: the first one wins.
