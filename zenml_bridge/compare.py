@@ -73,7 +73,8 @@ def compare_runs(store: Any, refs: Sequence[str], *, load_values: bool = True) -
         "runs": [_run_summary(r) for r in runs],
         "notes": notes,
         "parameters": _rows([r["parameters"] for r in runs], "name"),
-        "metrics": _metric_rows([_run_metrics(store, run_id) for run_id in ids], steps),
+        "metrics": _metric_rows([_run_values(store, run_id, "metrics") for run_id in ids], steps),
+        "run_metadata": _rows([_run_values(store, run_id, "metadata") for run_id in ids], "name"),
         "steps": _step_rows(steps, irs),
         "artifacts": _artifact_rows(steps, load_values),
     }
@@ -105,15 +106,11 @@ def _rows(mappings: Sequence[Mapping[str, Any]], key: str) -> list[dict[str, Any
     return rows
 
 
-def _run_metrics(store: Any, run_id: str) -> dict[str, Any]:
-    """Run-level metrics (``log_run_metric``), where the store records them (schema 4+)."""
-    import importlib
+def _run_values(store: Any, run_id: str, section: str) -> dict[str, Any]:
+    """Run-level ``metrics`` (``log_run_metric``) or ``metadata`` (``log_run_metadata``)."""
+    from zenml_bridge.stores.run_values import run_values
 
-    try:
-        module = importlib.import_module("zenml_bridge.stores.run_values")
-    except ImportError:
-        return {}
-    return _as_dict(module.run_values(store, run_id).get("metrics"))
+    return _as_dict(run_values(store, run_id).get(section))
 
 
 def _metric_rows(

@@ -55,7 +55,7 @@ def test_runs_show_and_compare(
     assert main(["runs", "compare", first.run_id, second.run_id]) == 0
     rows = [line.split() for line in capsys.readouterr().out.splitlines()]
     assert ["(run).score", "0.6", "1.0", "differs"] in rows
-    assert ["(run).dataset", '"2026-11"', '"2026-11"'] in rows
+    assert ["(run).dataset", '"2026-11"', '"2026-11"'] in rows  # run metadata: JSON cells
     assert ["(run).rows", "4", "5", "differs"] in rows
 
 

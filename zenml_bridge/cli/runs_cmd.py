@@ -273,7 +273,7 @@ def compare_text(report: dict[str, Any]) -> str:
         lines += ["", table(("PARAMETER", *letters, ""), rows)]
     rows = [
         (
-            m["name"] if m["step"] is None else f"{m['step']}.{m['name']}",
+            f"(run).{m['name']}" if m["step"] is None else f"{m['step']}.{m['name']}",
             *(_json_cell(v) if v is not None else "-" for v in m["values"]),
             "differs" if m["differs"] else "",
         )
@@ -281,6 +281,16 @@ def compare_text(report: dict[str, Any]) -> str:
     ]
     if rows:
         lines += ["", table(("STEP.METRIC", *letters, ""), rows)]
+    rows = [
+        (
+            f"(run).{m['name']}",
+            *(_json_cell(v) for v in m["values"]),
+            "differs" if m["differs"] else "",
+        )
+        for m in report.get("run_metadata", [])
+    ]
+    if rows:
+        lines += ["", table(("RUN METADATA", *letters, ""), rows)]
     rows = []
     for s in report["steps"]:
         cells = [c["status"] if c else "-" for c in s["runs"]]
