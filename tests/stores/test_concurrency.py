@@ -18,6 +18,7 @@ import pytest
 from zenml_bridge.errors import BridgeError
 from zenml_bridge.stores.artifacts import _HOST, ArtifactStore
 from zenml_bridge.stores.metadata import MetadataStore
+from zenml_bridge.stores.schema import SCHEMA_VERSION
 
 
 def _begin(store: MetadataStore, run_id: str, sha: str = "a" * 64) -> None:
@@ -238,5 +239,5 @@ def test_32_processes_open_a_new_store_at_once(metadata_url: str, tmp_path: Path
 
         table = store.t.schema_version
         rows = conn.execute(sa.select(table.c.id, table.c.version)).all()
-    assert [tuple(r) for r in rows] == [(1, 3)]
+    assert [tuple(r) for r in rows] == [(1, SCHEMA_VERSION)]
     assert all(json.loads(r[1]) == [] for r in results)
