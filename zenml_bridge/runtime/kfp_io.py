@@ -389,7 +389,7 @@ def lightweight_function(argv: list[str] | None = None) -> Callable[..., None]:
     from kfp.dsl import Artifact, Output
 
     def zenml_bridge_step(**artifacts: Any) -> None:
-        from zenml_bridge.entrypoint import main
+        from zenml_bridge.runtime.worker import main
 
         command = ["run-step", *run_step_argv, "--kfp-executor-input", executor_input_text]
         try:
