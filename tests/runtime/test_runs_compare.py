@@ -80,7 +80,9 @@ def test_json_schema(runs, capsys: pytest.CaptureFixture[str]) -> None:  # type:
     assert code == 0, err
     report = json.loads(out)
     assert report["schema"] == "zenml-bridge/runs-compare/1"
-    assert set(report) == {"schema", "runs", "notes", "parameters", "metrics", "steps", "artifacts"}
+    assert set(report) == {
+        "schema", "runs", "notes", "parameters", "metrics", "run_metadata", "steps", "artifacts"
+    }  # fmt: skip
     assert [r["run_id"] for r in report["runs"]] == [a, b, c]
     assert report["notes"] == []
     params = {p["name"]: p for p in report["parameters"]}
@@ -182,4 +184,4 @@ def test_run_level_metrics_are_compared(
     metrics = {(m["step"], m["name"]): m["values"] for m in json.loads(out)["metrics"]}
     assert metrics[None, "auc"] == [0.6, 0.7]
     code, out, err = cli(capsys, "runs", "compare", *ids)
-    assert re.search(r"^auc\s+0\.6\s+0\.7\s+differs", out, re.M), out
+    assert re.search(r"^\(run\)\.auc\s+0\.6\s+0\.7\s+differs", out, re.M), out

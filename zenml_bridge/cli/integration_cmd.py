@@ -77,14 +77,13 @@ def installed(check: bool = False) -> list[Integration]:
             provided.setdefault(_norm(plugin.distribution or ""), []).append(label)
     found: dict[str, Integration] = {}
     for name, plugin in plugins.installed(GROUP).items():
-        dist = getattr(plugin.entry_point, "dist", None)
         item = Integration(
             name=name,
             module=plugin.target,
             distribution=plugin.distribution or "?",
             version=plugin.version or "?",
             provides=sorted(set(provided.get(_norm(plugin.distribution or ""), []))),
-            requires=_requirements(dist),
+            requires=_requirements(plugin.distribution),
         )
         if check:
             try:
@@ -126,10 +125,14 @@ def run_list(args: argparse.Namespace) -> int:
     return 0 if all(not i.status.startswith("broken") for i in items) else 1
 
 
-def _requirements(dist: Any) -> list[str]:
+def _requirements(distribution: str | None) -> list[str]:
     """Installed versions of a distribution's own (non-extra, non-core) requirements."""
+    try:
+        requires = metadata.distribution(distribution).requires or [] if distribution else []
+    except metadata.PackageNotFoundError:
+        requires = []
     result = []
-    for line in (dist.requires or []) if dist else []:
+    for line in requires:
         if "extra ==" in line.replace('"', "").replace("'", ""):
             continue
         match = _NAME.match(line)
