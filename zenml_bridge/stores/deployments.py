@@ -124,24 +124,14 @@ class DeploymentRecords:
 
     def resolve(self, ref: str) -> dict[str, Any]:
         """A deployment by id or unique id prefix; BridgeError with "did you mean" otherwise."""
-        import sqlalchemy as sa
+        from zenml_bridge.stores.metadata import describe_url, find_by_prefix
 
         table = self.table
         with self.store._read() as conn:
-            rows = conn.execute(
-                sa.select(table).where(table.c.id.startswith(ref, autoescape=True)).limit(2)
-            ).all()
-            exact = [r for r in rows if r.id == ref]
-            if exact or len(rows) == 1:
-                return _row((exact or rows)[0])
-            ids = list(
-                conn.execute(
-                    sa.select(table.c.id).order_by(table.c.created_at.desc()).limit(1000)
-                ).scalars()
-            )
-        from zenml_bridge.stores.metadata import describe_url
-
-        ambiguous = " The prefix matches several; give more characters." if rows else ""
+            row, ids, several = find_by_prefix(conn, table, table.c.id, ref)
+        if row is not None:
+            return _row(row)
+        ambiguous = " The prefix matches several; give more characters." if several else ""
         raise BridgeError(
             f"There is no deployment {ref!r} in the metadata store "
             f"{describe_url(self.store.url)}."

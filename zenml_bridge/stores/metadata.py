@@ -110,6 +110,22 @@ def _json_column(data: Row, key: str) -> Any:
         ) from None
 
 
+def find_by_prefix(conn: Any, table: Any, column: Any, ref: str) -> tuple[Any, list[str], bool]:
+    """The row of ``table`` whose ``column`` is ``ref``, or the only one starting with it.
+
+    Otherwise ``(None, the 1,000 newest ids by created_at, whether several matched)``, for a
+    "did you mean" message.
+    """
+    rows = conn.execute(
+        sa.select(table).where(column.startswith(ref, autoescape=True)).limit(2)
+    ).all()
+    exact = [r for r in rows if getattr(r, column.name) == ref]
+    if exact or len(rows) == 1:
+        return (exact or rows)[0], [], False
+    newest = sa.select(column).order_by(table.c.created_at.desc()).limit(1000)
+    return None, list(conn.execute(newest).scalars()), bool(rows)
+
+
 class MetadataStore:
     """Records of runs in a SQL database given by a SQLAlchemy URL.
 
@@ -884,18 +900,10 @@ class MetadataStore:
         """An artifact by id or unique id prefix; BridgeError with "did you mean"."""
         arts = self.t.artifacts
         with self._read() as conn:
-            rows = conn.execute(
-                sa.select(arts).where(arts.c.artifact_id.startswith(ref, autoescape=True)).limit(2)
-            ).all()
-            exact = [r for r in rows if r.artifact_id == ref]
-            if exact or len(rows) == 1:
-                return _row((exact or rows)[0])
-            ids = list(
-                conn.execute(
-                    sa.select(arts.c.artifact_id).order_by(arts.c.created_at.desc()).limit(1000)
-                ).scalars()
-            )
-        ambiguous = " The prefix matches several; give more characters." if rows else ""
+            row, ids, several = find_by_prefix(conn, arts, arts.c.artifact_id, ref)
+        if row is not None:
+            return _row(row)
+        ambiguous = " The prefix matches several; give more characters." if several else ""
         raise BridgeError(
             f"There is no artifact {ref!r} in the metadata store {describe_url(self.url)}."
             + ambiguous
