@@ -15,7 +15,7 @@ of the first run in a process and of warm runs (median; cache off except W4), pe
 ((warm - baseline) / steps) and peak RSS. The C/F/R workloads are measured in-process only
 (whole-process columns show "-"): they are about per-step cost as a pipeline grows. Run:
 ``python benchmarks/bench_local.py`` (``--quick`` for fewer repeats, ``--rows N`` for a smaller
-W3, ``--only W1,C1000`` for some workloads).
+W3, ``--only W1,C1000`` for some workloads, ``--dir /dev/shm`` for stores on a tmpfs).
 """
 
 from __future__ import annotations
@@ -293,6 +293,11 @@ def main() -> None:
     parser.add_argument("--only", default=DEFAULT)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--dir",
+        help="where the stores go (default: the system's temp folder); e.g. /dev/shm (a tmpfs) "
+        "separates what the code costs from what the disk's file system costs",
+    )
     args = parser.parse_args()
     warm = 3 if args.quick else 15
     if args.child:
@@ -300,7 +305,7 @@ def main() -> None:
         print(json.dumps(in_process(args.child, args.rows, warm_runs, str(args.folder))))
         return
     repeat = 3 if args.quick else 7
-    with tempfile.TemporaryDirectory(prefix="zb-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="zb-bench-", dir=args.dir) as tmp:
         folder = Path(tmp)
         _write_modules(folder)
         rows = []
@@ -330,7 +335,8 @@ def main() -> None:
             ).stdout
             rows.append((workload, wp, json.loads(out)))
     load = os.getloadavg()[0]
-    print(f"zenml-bridge local runner, SQLite + local folder; load average {load:.1f}")
+    where = args.dir or tempfile.gettempdir()
+    print(f"zenml-bridge local runner, SQLite + local folder in {where}; load average {load:.1f}")
     print(
         f"{'':6} {'steps':>5} {'process':>8} {'cpu':>6} {'fresh':>7} {'baseline':>8} "
         f"{'first':>8} {'warm':>8} {'baseline':>8} {'per-step':>8} {'RSS proc':>8} {'RSS in':>7}"

@@ -222,6 +222,69 @@ def test_migration_from_version_1(metadata_url: str) -> None:
     assert "zm_statements" in set(sa.inspect(reopened.engine).get_table_names())
 
 
+def test_a_ready_postgres_store_runs_without_sqlalchemy(  # type: ignore[no-untyped-def]
+    postgres_url, stores_env, monkeypatch
+) -> None:
+    """A process that opens a ready PostgreSQL store (an orchestrator task) reads the compiled
+    statements over a plain driver connection: SQLAlchemy is never imported, and the run is
+    recorded as through SQLAlchemy. With SQLAlchemy 1.4 (psycopg2) this checks the driver
+    choice too: the statements are psycopg2's, although psycopg 3 is installed."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    MetadataStore(postgres_url)  # like `zenml-bridge init`: creates it, saves the statements
+    runtime_tests = Path(__file__).parent.parent / "runtime"
+    code = (
+        "import sys, zb_pipes; run = zb_pipes.chain(rows=3); "
+        "rerun = zb_pipes.chain(rows=3); "
+        "print(run.status, {s.status for s in rerun.steps.values()}, 'sqlalchemy' in sys.modules)"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(runtime_tests),
+        "ZENML_BRIDGE_METADATA_URL": postgres_url,
+    }
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.stdout.split() == ["completed", "{'cached'}", "False"], done.stderr
+    runs = MetadataStore(postgres_url).list_runs()
+    assert sorted(r["status"] for r in runs) == ["completed", "completed"]
+
+
+def test_the_connection_pool_of_the_fast_path_is_bounded() -> None:
+    from zenml_bridge.stores.fastpath import ConnectionPool
+
+    opened: list[object] = []
+
+    class Conn:
+        closed = False
+
+        def close(self) -> None:
+            self.closed = True
+
+    def connect() -> Conn:
+        opened.append(Conn())
+        return opened[-1]
+
+    pool = ConnectionPool(connect, keep=1, limit=2, timeout=0.05)
+    first, conn1 = pool.checkout()
+    second, conn2 = pool.checkout()
+    with pytest.raises(BridgeError, match="All 2 connections of this process"):
+        pool.checkout()
+    first.close()  # kept idle: the next checkout reuses it
+    third, conn3 = pool.checkout()
+    assert conn3 is conn1
+    third.close()
+    second.close()  # one idle kept already: closed
+    assert conn2.closed and not conn1.closed
+    second_broken = pool.checkout()[0]
+    second_broken.invalidate()  # a broken connection is closed, its slot freed
+    assert conn1.closed and len(opened) == 2
+    pool.checkout()
+    assert len(opened) == 3
+
+
 def test_a_ready_sqlite_store_runs_without_sqlalchemy(tmp_path, stores_env) -> None:  # type: ignore[no-untyped-def]
     import os
     import subprocess

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from zenml_bridge.stores.metadata import close_connections
+
 # Driver chosen as for users' URLs (psycopg 3 on SQLAlchemy 2, psycopg2 on 1.4).
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 MY_ADMIN = "mysql://root@127.0.0.1:3306/test"
@@ -53,8 +55,10 @@ def postgres_url() -> Iterator[str]:
     with engine.connect() as conn:
         conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
     try:
-        yield f"postgresql://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
+        url = f"postgresql://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
+        yield url
     finally:
+        close_connections(url)  # this process's idle connections to the dropped schema
         with engine.connect() as conn:
             conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
         engine.dispose()
@@ -70,8 +74,10 @@ def mariadb_url() -> Iterator[str]:
     with engine.connect() as conn:
         conn.execute(sa.text(f"CREATE DATABASE {database}"))
     try:
-        yield f"mysql://root@127.0.0.1:3306/{database}"
+        url = f"mysql://root@127.0.0.1:3306/{database}"
+        yield url
     finally:
+        close_connections(url)
         with engine.connect() as conn:
             conn.execute(sa.text(f"DROP DATABASE {database}"))
         engine.dispose()

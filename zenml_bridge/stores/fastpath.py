@@ -5,15 +5,22 @@ Recording a step must cost well under a millisecond. SQLAlchemy's per-execute ma
 few statements of the hot path (look up a cache entry, record a step, begin and finish a run)
 are SQLAlchemy Core constructs compiled ONCE for the engine's dialect and executed on a DBAPI
 connection. On SQLite each thread keeps its own connection (opening one costs more than a
-transaction); on PostgreSQL and MySQL/MariaDB a connection is checked out of the engine's pool
-for each transaction and returned after it, so that many threads (``--parallel 32``) share a
-pool of a few connections instead of holding one each for their whole life. Everything else
-uses ordinary Core execution.
+transaction); on PostgreSQL and MySQL/MariaDB a connection is checked out of a pool for each
+transaction and returned after it, so that many threads (``--parallel 32``) share a pool of a
+few connections instead of holding one each for their whole life. Everything else uses ordinary
+Core execution.
+
+A ready store keeps its compiled statements (table ``statements``, by schema version, statement
+set and driver): a process that opens a ready SQLite or PostgreSQL store reads them over a plain
+driver connection and never imports SQLAlchemy, which is most of a short process's start-up
+(an orchestrator task that is a cache hit).
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
+import importlib.util
 import json
 import os
 import random
@@ -42,6 +49,7 @@ BROKEN = (
     "gone away",
     "terminating connection",
     "broken pipe",
+    "connection is closed",
 )
 Ops = Sequence[tuple[str, Sequence[Mapping[str, Any]]]]
 
@@ -121,6 +129,210 @@ def open_compiled_sqlite(url: str, prefix: str, key: str) -> CompiledStatements 
     return statements
 
 
+def postgres_target(url: str) -> tuple[list[str], str] | None:
+    """``(driver modules to try, libpq URL)`` for a PostgreSQL metadata URL, else None.
+
+    The drivers are the one the URL names (``postgresql+psycopg2://``), else those installed of
+    psycopg 3 and psycopg2, in that order (SQLAlchemy 2 uses psycopg 3, 1.4 psycopg2: the
+    statements of either may be in the store). The libpq URL is the URL without ``+driver``:
+    libpq reads user, password, host, port, database and query options
+    (``?options=-csearch_path%3Dx``, ``?sslmode=require``) from it as SQLAlchemy passes them on.
+    """
+    scheme, sep, rest = url.partition("://")
+    base, _, named = scheme.partition("+")
+    if (
+        not sep
+        or base not in ("postgresql", "postgres")
+        or named not in ("", "psycopg", "psycopg2")
+    ):
+        return None
+    drivers = [named] if named else ["psycopg", "psycopg2"]
+    drivers = [d for d in drivers if importlib.util.find_spec(d) is not None]
+    return (drivers, f"postgresql://{rest}") if drivers else None
+
+
+def open_compiled_postgres(url: str, prefix: str, key: str) -> CompiledStatements | None:
+    """The statements a ready PostgreSQL store holds, on plain driver connections, without
+    SQLAlchemy; the driver is the one the statements were compiled for. The connections come
+    from one pool per driver and URL in this process (as SQLAlchemy's engines, one per URL).
+
+    None when the URL is not PostgreSQL, no driver is installed, the server cannot be reached,
+    or the store is new, older or holds no statements for an installed driver: the caller then
+    opens it through SQLAlchemy (which reports connection errors properly, migrates the store
+    and saves the statements under ``<key>.<driver>``).
+    """
+    target = postgres_target(url)
+    if target is None:
+        return None
+    drivers, dsn = target
+    try:
+        pool = _postgres_pool(drivers[0], dsn)
+        holder, conn = pool.checkout()
+    except Exception:
+        return None
+    try:
+        from zenml_bridge.stores.schema import SCHEMA_VERSION
+
+        cursor = conn.cursor()
+        cursor.execute(f"SELECT version FROM {prefix}schema_version WHERE id = 1")
+        version = cursor.fetchone()
+        keys = {f"{key}.{d}": d for d in drivers}
+        marks = ", ".join(["%s"] * len(keys))
+        cursor.execute(
+            f"SELECT key, name, sql, params FROM {prefix}statements WHERE key IN ({marks})",
+            tuple(keys),
+        )
+        rows = cursor.fetchall()
+        cursor.close()
+        conn.commit()
+    except Exception:
+        holder.invalidate()
+        return None
+    holder.close()
+    found = {keys[row[0]] for row in rows}
+    driver = next((d for d in drivers if d in found), None)
+    if version is None or version[0] != SCHEMA_VERSION or driver is None:
+        return None
+    if driver != drivers[0]:  # the store was made with the other driver (SQLAlchemy 1.4)
+        try:
+            pool = _postgres_pool(driver, dsn)
+        except Exception:
+            return None
+    sql: Compiled = {}
+    for row_key, name, text, params in rows:
+        if keys[row_key] == driver:
+            order = json.loads(params)
+            sql[name] = (text, tuple(order) if order is not None else None)
+    return CompiledStatements(
+        sql,
+        pool.checkout,
+        sqlite=False,
+        error=pool.error,
+        per_transaction=True,
+        forget=pool.forget,
+    )
+
+
+#: (driver, libpq URL) -> the pool of this process.
+_POOLS: dict[tuple[str, str], ConnectionPool] = {}
+
+
+def close_pools(url: str) -> None:
+    """Close the idle connections of this process's pools for ``url`` and drop the pools
+    (connections checked out now are closed when they are returned)."""
+    target = postgres_target(url)
+    if target is None:
+        return
+    drivers, dsn = target
+    for driver in drivers:
+        pool = _POOLS.pop((driver, dsn), None)
+        if pool is not None:
+            pool.close_idle()
+
+
+def _forget_pools() -> None:
+    for pool in _POOLS.values():
+        pool.forget()
+
+
+# A forked child never uses (nor closes) its parent's connections, whoever forks.
+os.register_at_fork(after_in_child=_forget_pools)
+
+
+def _postgres_pool(driver: str, dsn: str) -> ConnectionPool:
+    pool = _POOLS.get((driver, dsn))
+    if pool is None:
+        module: Any = importlib.import_module(driver)
+        pool = ConnectionPool(lambda: module.connect(dsn), error=module.Error)
+        pool = _POOLS.setdefault((driver, dsn), pool)
+    return pool
+
+
+class ConnectionPool:
+    """Driver connections checked out per transaction: at most ``limit`` open at once and
+    ``keep`` kept idle (SQLAlchemy's defaults: 5 + 10 overflow), a checkout waits up to
+    ``timeout`` seconds for a free one."""
+
+    def __init__(
+        self,
+        connect: Callable[[], Any],
+        *,
+        error: type[Exception] = Exception,
+        keep: int = 5,
+        limit: int = 15,
+        timeout: float = 30,
+    ) -> None:
+        self._open = connect
+        #: The driver's base error class.
+        self.error = error
+        self._keep = keep
+        self._limit = limit
+        self._timeout = timeout
+        self.forget()
+
+    def forget(self) -> None:
+        """Drop every connection without closing it (in a forked child: the parent uses them)."""
+        self._idle: list[Any] = []
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(self._limit)
+
+    def close_idle(self) -> None:
+        """Close the idle connections; keep none from now on."""
+        with self._lock:
+            idle, self._idle, self._keep = self._idle, [], 0
+        for conn in idle:
+            try:
+                conn.close()
+            except Exception:
+                pass
+
+    def checkout(self) -> tuple[Any, Any]:
+        """``(holder, connection)``: ``holder.close()`` returns it, ``holder.invalidate()``
+        closes it."""
+        if not self._slots.acquire(timeout=self._timeout):
+            from zenml_bridge.errors import BridgeError
+
+            raise BridgeError(
+                f"All {self._limit} connections of this process to the metadata store stayed in "
+                f"use for {self._timeout:.0f} s. Run fewer steps in parallel (--parallel), or "
+                "check the database server for blocked transactions."
+            )
+        with self._lock:
+            conn = self._idle.pop() if self._idle else None
+        try:
+            if conn is None:
+                conn = self._open()
+        except BaseException:
+            self._slots.release()
+            raise
+        return _Checkout(self, conn), conn
+
+    def _return(self, conn: Any, reuse: bool) -> None:
+        with self._lock:
+            keep = reuse and len(self._idle) < self._keep
+            if keep:
+                self._idle.append(conn)
+        if not keep:
+            try:
+                conn.close()
+            except Exception:
+                pass
+        self._slots.release()
+
+
+class _Checkout:
+    __slots__ = ("_pool", "_conn")
+
+    def __init__(self, pool: ConnectionPool, conn: Any) -> None:
+        self._pool, self._conn = pool, conn
+
+    def close(self) -> None:
+        self._pool._return(self._conn, reuse=True)
+
+    def invalidate(self) -> None:
+        self._pool._return(self._conn, reuse=False)
+
+
 class CompiledStatements:
     """Named compiled statements, run in single transactions on a per-thread connection.
 
@@ -138,6 +350,7 @@ class CompiledStatements:
         sqlite: bool,
         error: type[Exception],
         per_transaction: bool = False,
+        forget: Callable[[], None] | None = None,
     ) -> None:
         self.sql = sql
         self.sqlite = sqlite
@@ -146,6 +359,7 @@ class CompiledStatements:
         self._error = error
         #: Check a pooled connection out for each transaction and return it after.
         self._per_transaction = per_transaction
+        self._forget_pool = forget
 
     @classmethod
     def from_engine(cls, engine: sa.Engine, statements: Mapping[str, Any]) -> CompiledStatements:
@@ -196,6 +410,8 @@ class CompiledStatements:
         """Abandon this process's connections without closing them (in a forked child: the
         parent still uses them)."""
         self._local = threading.local()
+        if self._forget_pool is not None:
+            self._forget_pool()
 
     def _drop_connection(self) -> None:
         holder = getattr(self._local, "holder", None)

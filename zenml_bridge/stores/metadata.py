@@ -24,7 +24,13 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from zenml_bridge.errors import BridgeError, did_you_mean
-from zenml_bridge.stores.fastpath import CompiledStatements, open_compiled_sqlite, sqlite_file
+from zenml_bridge.stores.fastpath import (
+    CompiledStatements,
+    close_pools,
+    open_compiled_postgres,
+    open_compiled_sqlite,
+    sqlite_file,
+)
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -147,9 +153,14 @@ class MetadataStore:
         #: run id -> IR sha256 of the runs begun by this process (recorded per step run).
         self._run_ir: dict[str, str] = {}
         key = self._statements_key()
-        # A ready SQLite store holds its compiled hot-path statements: use them without
-        # importing SQLAlchemy (most of a short run's start-up time otherwise).
-        fast = open_compiled_sqlite(url, table_prefix, key) if self.dialect == "sqlite" else None
+        # A ready SQLite or PostgreSQL store holds its compiled hot-path statements: use them
+        # without importing SQLAlchemy (most of a short run's start-up time otherwise).
+        fast = None
+        if self.dialect == "sqlite":
+            fast = open_compiled_sqlite(url, table_prefix, key)
+        elif self.dialect == "postgresql" and url not in _ENGINES:
+            # (With an engine for this URL in the process already, its pool serves.)
+            fast = open_compiled_postgres(url, table_prefix, key)
         if fast is None:
             fast = self._open_with_sqlalchemy(key)
         self._fast = fast.run
@@ -185,6 +196,9 @@ class MetadataStore:
         compiled = CompiledStatements.from_engine(self.engine, self._statements())
         if self.dialect == "sqlite" and not is_read_only(self.url):
             self._save_statements(key, compiled)
+        elif self.dialect == "postgresql":
+            # Per driver: psycopg 3 statements carry casts (render_bind_cast) psycopg2's lack.
+            self._save_statements(f"{key}.{self.engine.dialect.driver}", compiled)
         return compiled
 
     def _save_statements(self, key: str, compiled: CompiledStatements) -> None:
@@ -197,7 +211,8 @@ class MetadataStore:
         def work(conn: Any) -> None:
             if conn.execute(sa.select(table.c.name).where(table.c.key == key).limit(1)).first():
                 return
-            conn.execute(table.insert(), rows)
+            # Two processes opening a new store at once may both get here: keep the first.
+            conn.execute(self._insert(table), rows)
 
         self._write(work)
 
@@ -972,6 +987,16 @@ def _cache_outputs(text: str) -> dict[str, Any] | None:
     except (ValueError, RecursionError):
         return None
     return outputs if isinstance(outputs, dict) else None
+
+
+def close_connections(url: str) -> None:
+    """Close this process's idle connections to the store at ``url`` (SQLAlchemy's engine and
+    the PostgreSQL fast path's pool); a later use opens new ones. For long-lived processes
+    that are done with a store, e.g. a test that drops its database."""
+    engine = _ENGINES.pop(url, None)
+    if engine is not None:
+        engine.dispose()
+    close_pools(url)
 
 
 def is_read_only(url: str) -> bool:
