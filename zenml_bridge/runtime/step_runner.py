@@ -548,13 +548,19 @@ def _save(materializer: Any, value: Any, pages: dict[str, int], folder: str, fs:
 PRODUCED = "@produced"
 
 
-def _cache_entry(outputs: Mapping[str, OutputInfo], context: StepContext) -> dict[str, Any]:
-    """The outputs JSON of a cache entry: the outputs, and the producer's metrics/metadata."""
+def _cache_entry(
+    outputs: Mapping[str, OutputInfo], context: StepContext
+) -> Mapping[str, Any]:
+    """The outputs JSON of a cache entry: the outputs, and the producer's metrics/metadata.
+
+    ``outputs`` itself when there is nothing else: the store then encodes it once for the step
+    record and the cache entry."""
+    if not (context.metrics or context.metadata or context.run_values):
+        return outputs
     entry: dict[str, Any] = dict(outputs)
-    if context.metrics or context.metadata or context.run_values:
-        entry[PRODUCED] = {"metrics": dict(context.metrics), "metadata": dict(context.metadata)}
-        if context.run_values:
-            entry[PRODUCED]["run_values"] = context.run_values
+    entry[PRODUCED] = {"metrics": dict(context.metrics), "metadata": dict(context.metadata)}
+    if context.run_values:
+        entry[PRODUCED]["run_values"] = context.run_values
     return entry
 
 

@@ -88,6 +88,11 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
+def _dumps_mapping(value: Mapping[str, Any] | None) -> str:
+    """:func:`_dumps` of a mapping column (``None`` is ``{}``); most steps record none."""
+    return _dumps(dict(value)) if value else "{}"
+
+
 def _row(row: Any) -> Row:
     data = dict(row._mapping)
     for key in _JSON_COLUMNS.intersection(data):
@@ -790,9 +795,9 @@ class MetadataStore:
             "status": status,
             "cache_key": cache_key,
             "outputs": outputs_json,
-            "parameters": _dumps(dict(parameters or {})),
-            "metadata": _dumps(dict(metadata or {})),
-            "metrics": _dumps(dict(metrics or {})),
+            "parameters": _dumps_mapping(parameters),
+            "metadata": _dumps_mapping(metadata),
+            "metrics": _dumps_mapping(metrics),
             "error": error,
             "attempt": attempt,
             "started_at": started_at,
@@ -818,8 +823,9 @@ class MetadataStore:
                             "cache_key": cache_key,
                             "run_id": run_id,
                             "step": step,
+                            # the very outputs (nothing else to restore): encoded once
                             "outputs": outputs_json
-                            if cache_outputs is None
+                            if cache_outputs is None or cache_outputs is outputs
                             else _dumps(dict(cache_outputs)),
                             "created_at": ended_at,
                         }
