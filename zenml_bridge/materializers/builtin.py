@@ -22,6 +22,10 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _MAX_INT_BITS = 14_000
 
 
+#: ``json.dumps(value, allow_nan=False, separators=(",", ":"))`` without building an encoder
+#: for every value (the encoder holds no state between calls).
+_ENCODE = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
+
 #: Deeper nesting is refused: json's encoder recurses once per level.
 MAX_DEPTH = 200
 
@@ -133,7 +137,7 @@ class JSONMaterializer(Materializer):
 
     def save(self, value: Any, folder: str, fs: Any) -> None:
         # ensure_ascii keeps lone surrogates representable; dict order is kept (no sort_keys).
-        data = json.dumps(value, allow_nan=False, separators=(",", ":")).encode("ascii")
+        data = _ENCODE(value).encode("ascii")
         prepare(folder, fs)
         with fs.open(join(folder, "value.json"), "wb") as f:
             f.write(data)

@@ -124,6 +124,11 @@ def step_parameters(step: ir.Step, run_parameters: Mapping[str, Any]) -> dict[st
     return values
 
 
+#: ``json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)``, without building
+#: an encoder for every call (the encoder holds no state between calls).
+_KEY_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
+
+
 def cache_key(
     step: ir.Step, parameters: Mapping[str, Any], inputs: Mapping[str, OutputInfo]
 ) -> str:
@@ -142,8 +147,7 @@ def cache_key(
         payload["env"] = dict(step.env)
     if step.cache_env_hash:
         payload["libraries"] = step.cache_env_hash
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(_KEY_JSON(payload).encode()).hexdigest()
 
 
 _ENV_LOCK = threading.Lock()

@@ -85,7 +85,12 @@ def _is_transient(exc: BaseException) -> bool:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return _JSON(value)
+
+
+#: ``json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)`` without building an
+#: encoder for every column (the encoder holds no state between calls).
+_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
 
 
 def _dumps_mapping(value: Mapping[str, Any] | None) -> str:
