@@ -177,7 +177,7 @@ def test_remote_filesystem(rt_remote: Any) -> None:
         ([2**13999, -(2**13999)], True),  # 14,000 bits: the limit, within the text bound
         ([2**14000 - 1] * 3, True),  # 14,000 bits, 4,215 digits: beyond the bound, walked
         ([1, 2**14000], False),  # 14,001 bits
-        ([10**4299] + list(range(2000)), False),  # a long list does not hide a long int
+        ([10**4299, *range(2000)], False),  # a long list does not hide a long int
     ],
 )
 def test_int_lists_are_bounded_exactly_at_the_limit(rt: Any, value: Any, stored: bool) -> None:

@@ -552,9 +552,7 @@ def _save(materializer: Any, value: Any, pages: dict[str, int], folder: str, fs:
 PRODUCED = "@produced"
 
 
-def _cache_entry(
-    outputs: Mapping[str, OutputInfo], context: StepContext
-) -> Mapping[str, Any]:
+def _cache_entry(outputs: Mapping[str, OutputInfo], context: StepContext) -> Mapping[str, Any]:
     """The outputs JSON of a cache entry: the outputs, and the producer's metrics/metadata.
 
     ``outputs`` itself when there is nothing else: the store then encodes it once for the step

@@ -149,8 +149,9 @@ class ArtifactStore:
         fs = HashingLocalFS(made=temp)
         try:
             save(temp, fs)
-            digest, size, hashed_while_written, signature = _hash_written(temp, fs.written)
+            digest, size, hashed_while_written, stats = _hash_written(temp, fs.written)
             written: frozenset[str] | None = hashed_while_written
+            signature: tuple[tuple[str, int, int, int, int], ...] | None = stats
             try:
                 os.rename(temp, final)
             except OSError:
