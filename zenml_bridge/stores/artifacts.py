@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import re
 import secrets
@@ -422,8 +423,22 @@ _HOST = hashlib.sha256(
 
 def _writer_tag() -> str:
     """``<host>-<pid>-<random>``: whose temporary folder it is (the pid at write time: a forked
-    step process writes its own)."""
-    return f"{_HOST}-{os.getpid()}-{secrets.token_hex(6)}"
+    step process writes its own). The random part is this process's random seed and a counter:
+    unique per write without a syscall for the pid and for fresh random bytes every time."""
+    return f"{_HOST}-{_TAG[0]}-{_TAG[1]}{next(_TAG_COUNT):x}"
+
+
+def _new_tag() -> None:
+    global _TAG
+    _TAG = (os.getpid(), secrets.token_hex(6))
+
+
+#: (pid, random seed) of this process; a forked child makes its own (os.register_at_fork).
+_TAG: tuple[int, str] = (0, "")
+_TAG_COUNT = itertools.count()
+_new_tag()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_tag)
 
 
 def _stale_temp(path: str, prefix: str) -> bool:
