@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -132,3 +133,39 @@ def test_racy_same_size_rewrite_is_detected(tmp_path: Path) -> None:
     Path(uri, "data.json").write_text("[2]")  # same size, within the same clock tick
     with pytest.raises(BridgeError, match="is corrupted"):
         store.read(uri, sha, _load)
+
+
+def test_a_new_artifact_is_remembered_with_its_files_stats(tmp_path: Path) -> None:
+    # The stats taken while hashing stand for a listing after the rename: the same signature.
+    from zenml_bridge.stores.artifacts import _VERIFIED, _signature
+
+    store = ArtifactStore(str(tmp_path))
+
+    def save(folder: str, fs: Any) -> None:
+        fs.makedirs(folder, exist_ok=True)
+        with fs.open(f"{folder}/a.bin", "wb") as handle:
+            handle.write(b"abc")
+        Path(folder, "sub").mkdir()
+        Path(folder, "sub", "b.txt").write_text("written around the filesystem")
+
+    uri, sha, _ = store.write("p", "r", "s", "o", save)
+    assert _VERIFIED[uri][1] == _signature(uri)
+    assert _VERIFIED[uri][3] == frozenset({"a.bin"})
+    assert store.read(uri, sha, lambda folder, fs: Path(folder, "sub", "b.txt").read_text()) == (
+        "written around the filesystem"
+    )
+
+
+def test_stale_temporary_folders_are_removed_by_a_later_write_in_the_step_folder(
+    tmp_path: Path,
+) -> None:
+    from zenml_bridge.stores.artifacts import _HOST
+
+    store = ArtifactStore(str(tmp_path))
+    store.write("p", "r", "s", "first", _save(1))  # creates the step folder: nothing to list
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    stale = tmp_path / "p" / "r" / "s" / f".o.tmp-{_HOST}-{gone.stdout.strip()}-deadbeef0000"
+    stale.mkdir()
+    store.write("p", "r", "s", "o", _save(2))
+    assert sorted(os.listdir(tmp_path / "p" / "r" / "s")) == ["first", "o"]

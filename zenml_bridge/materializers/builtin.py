@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -20,7 +21,19 @@ _SCALARS = (bool, type(None))
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # Python refuses to print ints of more than 4300 digits by default (sys.int_info).
 _MAX_INT_BITS = 14_000
+# An int written with at most this many characters (sign included) has at most 13,999 bits
+# (10**4214 < 2**13999), so it is within _MAX_INT_BITS.
+_SAFE_INT_CHARS = 4214
+_INT_ONLY = {int}
 
+
+#: ``json.dumps(value, allow_nan=False, separators=(",", ":"))`` without building an encoder
+#: for every value (the encoder holds no state between calls).
+_ENCODE = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
+
+#: This thread's last list of ints accepted by JSONMaterializer.reject_reason, and its JSON
+#: text, for the save() that follows.
+_ENCODED = threading.local()
 
 #: Deeper nesting is refused: json's encoder recurses once per level.
 MAX_DEPTH = 200
@@ -127,13 +140,29 @@ class JSONMaterializer(Materializer):
     )
 
     def reject_reason(self, value: Any) -> str | None:
+        if type(value) is list and set(map(type, value)) == _INT_ONLY:
+            # A list of ints (the usual case): its text is needed to save it anyway, and it
+            # bounds the ints' sizes without a walk. Each int takes at least one character and
+            # a comma, so none is written with more than len(text) - 2 * n characters. save(),
+            # which the registry calls right after, reuses the text of this very object.
+            try:
+                text = _ENCODE(value)  # exact ints: no user code runs
+            except ValueError:  # an int too long for str() here: the walk below says why
+                text = ""
+            if text and len(text) - 2 * len(value) <= _SAFE_INT_CHARS:
+                _ENCODED.pending = (value, text)
+                return None
         if _is_plain_json(value):
             return None
         return _json_problem(value) or "it is not plain JSON"
 
     def save(self, value: Any, folder: str, fs: Any) -> None:
+        pending = getattr(_ENCODED, "pending", None)
+        _ENCODED.pending = None
+        # The text reject_reason made of this very object a moment ago (same thread), else now.
         # ensure_ascii keeps lone surrogates representable; dict order is kept (no sort_keys).
-        data = json.dumps(value, allow_nan=False, separators=(",", ":")).encode("ascii")
+        text = pending[1] if pending is not None and pending[0] is value else _ENCODE(value)
+        data = text.encode("ascii")
         prepare(folder, fs)
         with fs.open(join(folder, "value.json"), "wb") as f:
             f.write(data)

@@ -103,6 +103,10 @@ class RunFailed(Exception):
         self.run = run
 
 
+def _no_progress(event: StepEvent) -> None:
+    """The progress callback when none is given."""
+
+
 def new_run_id(pipeline: str) -> str:
     return f"{pipeline}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
 
@@ -212,7 +216,7 @@ def run_pipeline(
     cache = options.get("cache")
     cache = config.cache if cache is None else cache
     parallel = int(options.get("parallel") or config.parallel or 1)
-    progress: Callable[[StepEvent], None] = options.get("progress") or (lambda event: None)
+    progress: Callable[[StepEvent], None] = options.get("progress") or _no_progress
     run_id = str(options.get("run_id") or new_run_id(pipeline_ir.name))
     func = getattr(pipeline, "func", None)
     folder = os.path.dirname(func.__code__.co_filename) if func is not None else os.getcwd()
@@ -388,7 +392,9 @@ def _attempts(
     run_info: RunInfo | None,
     live: _Live,
 ) -> StepResult:
-    progress(StepEvent(step.name, "running"))
+    quiet = progress is _no_progress  # no events to build (two per step)
+    if not quiet:
+        progress(StepEvent(step.name, "running"))
     policy = step.retry
     attempt = 1
     # A step with a timeout runs in a child process, which is killed when the time is up.
@@ -421,17 +427,18 @@ def _attempts(
         progress(StepEvent(step.name, "retrying", result.duration_s, attempt, result.traceback))
         time.sleep(delay)
         attempt += 1
-    progress(
-        StepEvent(
-            step.name,
-            result.status,
-            result.duration_s,
-            attempt,
-            result.traceback,
-            result.error,
-            result.reason,
-        )  # fmt: skip
-    )
+    if not quiet:
+        progress(
+            StepEvent(
+                step.name,
+                result.status,
+                result.duration_s,
+                attempt,
+                result.traceback,
+                result.error,
+                result.reason,
+            )  # fmt: skip
+        )
     return result
 
 

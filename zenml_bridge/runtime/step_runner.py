@@ -124,6 +124,11 @@ def step_parameters(step: ir.Step, run_parameters: Mapping[str, Any]) -> dict[st
     return values
 
 
+#: ``json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)``, without building
+#: an encoder for every call (the encoder holds no state between calls).
+_KEY_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
+
+
 def cache_key(
     step: ir.Step, parameters: Mapping[str, Any], inputs: Mapping[str, OutputInfo]
 ) -> str:
@@ -142,8 +147,7 @@ def cache_key(
         payload["env"] = dict(step.env)
     if step.cache_env_hash:
         payload["libraries"] = step.cache_env_hash
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(_KEY_JSON(payload).encode()).hexdigest()
 
 
 _ENV_LOCK = threading.Lock()
@@ -548,13 +552,17 @@ def _save(materializer: Any, value: Any, pages: dict[str, int], folder: str, fs:
 PRODUCED = "@produced"
 
 
-def _cache_entry(outputs: Mapping[str, OutputInfo], context: StepContext) -> dict[str, Any]:
-    """The outputs JSON of a cache entry: the outputs, and the producer's metrics/metadata."""
+def _cache_entry(outputs: Mapping[str, OutputInfo], context: StepContext) -> Mapping[str, Any]:
+    """The outputs JSON of a cache entry: the outputs, and the producer's metrics/metadata.
+
+    ``outputs`` itself when there is nothing else: the store then encodes it once for the step
+    record and the cache entry."""
+    if not (context.metrics or context.metadata or context.run_values):
+        return outputs
     entry: dict[str, Any] = dict(outputs)
-    if context.metrics or context.metadata or context.run_values:
-        entry[PRODUCED] = {"metrics": dict(context.metrics), "metadata": dict(context.metadata)}
-        if context.run_values:
-            entry[PRODUCED]["run_values"] = context.run_values
+    entry[PRODUCED] = {"metrics": dict(context.metrics), "metadata": dict(context.metadata)}
+    if context.run_values:
+        entry[PRODUCED]["run_values"] = context.run_values
     return entry
 
 

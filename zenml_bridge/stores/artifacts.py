@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import re
 import secrets
@@ -124,14 +125,21 @@ class ArtifactStore:
         parent = os.path.dirname(final)
         prefix = f".{output}.tmp-"
         temp = os.path.join(parent, prefix + _writer_tag())
+        fresh = False  # this call created the step folder: nobody's temporary folder is older
         try:
             # Two syscalls for a new step folder; makedirs only for the run's first step.
             try:
                 os.mkdir(parent)
+                fresh = True
             except FileExistsError:
                 pass
             except FileNotFoundError:
-                os.makedirs(parent, exist_ok=True)
+                os.makedirs(os.path.dirname(parent), exist_ok=True)
+                try:
+                    os.mkdir(parent)
+                    fresh = True
+                except FileExistsError:
+                    pass
             os.mkdir(temp)
         except OSError as exc:
             raise BridgeError(
@@ -139,11 +147,12 @@ class ArtifactStore:
                 f"artifact root {self.base} is writable, or choose another with "
                 "ZENML_BRIDGE_ARTIFACT_ROOT."
             ) from None
-        fs = HashingLocalFS()
+        fs = HashingLocalFS(made=temp)
         try:
             save(temp, fs)
-            digest, size, hashed_while_written = _hash_written(temp, fs.written)
+            digest, size, hashed_while_written, stats = _hash_written(temp, fs.written)
             written: frozenset[str] | None = hashed_while_written
+            signature: tuple[tuple[str, int, int, int, int], ...] | None = stats
             try:
                 os.rename(temp, final)
             except OSError:
@@ -152,14 +161,21 @@ class ArtifactStore:
                 settled = _settle_local(temp, final, digest)
                 if settled == final:  # the other attempt's folder: verified by reading it
                     written = None
+                signature = None
                 final = settled
         except BaseException:
             shutil.rmtree(temp, ignore_errors=True)
             raise
-        for name in os.listdir(parent):
-            if name.startswith(prefix) and _stale_temp(os.path.join(parent, name), prefix):
-                shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
-        _remember(final, digest, written)
+        if not fresh:
+            # Temporary folders of writers that are gone (killed mid-write). A step folder this
+            # call created held none: only writers that started after it could have put one
+            # there, and a live writer's folder is never removed anyway.
+            for name in os.listdir(parent):
+                if name.startswith(prefix) and _stale_temp(os.path.join(parent, name), prefix):
+                    shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+        # The files' stats were taken by _hash_written (the rename of their folder changes
+        # none of them): no second listing and stat of each file.
+        _remember(final, digest, written, signature)
         return final, digest, size
 
     def _write_remote(
@@ -180,7 +196,7 @@ class ArtifactStore:
         local = HashingLocalFS(remote=True)
         try:
             save(stage, local)
-            digest, size, written = _hash_written(stage, local.written)
+            digest, size, written, _ = _hash_written(stage, local.written)
             staged: list[tuple[str, str]] = []
             _list_local(stage, "", staged)
             listing = tuple(sorted((rel, os.path.getsize(full)) for rel, full in staged))
@@ -407,8 +423,22 @@ _HOST = hashlib.sha256(
 
 def _writer_tag() -> str:
     """``<host>-<pid>-<random>``: whose temporary folder it is (the pid at write time: a forked
-    step process writes its own)."""
-    return f"{_HOST}-{os.getpid()}-{secrets.token_hex(6)}"
+    step process writes its own). The random part is this process's random seed and a counter:
+    unique per write without a syscall for the pid and for fresh random bytes every time."""
+    return f"{_HOST}-{_TAG[0]}-{_TAG[1]}{next(_TAG_COUNT):x}"
+
+
+def _new_tag() -> None:
+    global _TAG
+    _TAG = (os.getpid(), secrets.token_hex(6))
+
+
+#: (pid, random seed) of this process; a forked child makes its own (os.register_at_fork).
+_TAG: tuple[int, str] = (0, "")
+_TAG_COUNT = itertools.count()
+_new_tag()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_tag)
 
 
 def _stale_temp(path: str, prefix: str) -> bool:
@@ -519,7 +549,14 @@ def _signature(folder: str) -> tuple[tuple[str, int, int, int, int], ...]:
     return tuple(result)
 
 
-def _remember(folder: str, digest: str, written: frozenset[str] | None = None) -> None:
+def _remember(
+    folder: str,
+    digest: str,
+    written: frozenset[str] | None = None,
+    signature: tuple[tuple[str, int, int, int, int], ...] | None = None,
+) -> None:
+    """Record that ``folder`` hashed to ``digest``; ``signature`` (the files' stats, sorted
+    by relative path, as :func:`_signature` gives them) when the caller has it already."""
     if len(_VERIFIED) > 10_000:
         _VERIFIED.clear()
         _FOLDER_STAT.clear()
@@ -528,7 +565,9 @@ def _remember(folder: str, digest: str, written: frozenset[str] | None = None) -
     except OSError:
         return
     _FOLDER_STAT[folder] = (st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-    _VERIFIED[folder] = (digest, _signature(folder), time.time_ns(), written)
+    if signature is None:
+        signature = _signature(folder)
+    _VERIFIED[folder] = (digest, signature, time.time_ns(), written)
 
 
 def _corrupted(uri: str, actual: str, sha256: str) -> BridgeError:
@@ -600,24 +639,35 @@ def _hash_local(folder: str) -> tuple[str, int]:
 
 def _hash_written(
     folder: str, written: Mapping[str, tuple[int, str, hashing.Stat]]
-) -> tuple[str, int, frozenset[str]]:
+) -> tuple[str, int, frozenset[str], tuple[tuple[str, int, int, int, int], ...]]:
     """Like :func:`_hash_local` for a folder just written through a :class:`HashingLocalFS`:
     a file hashed while it was written, unchanged since it was closed, is not read again.
-    Also returns the relative paths of those files."""
+    Also returns the relative paths of those files, and the folder's signature (see
+    :func:`_signature`): each file's stat as it was when its hash was taken or checked."""
     files: list[tuple[str, str]] = []
     _list_local(folder, "", files)
+    files.sort()
     triples = []
+    signature = []
     hashed_while_written = []
     for rel, full in files:
-        known = written.get(os.path.abspath(full))
-        if known is not None and hashing.stat_of(full) == known[2]:
+        known = written.get(full) or written.get(os.path.abspath(full))
+        stat = hashing.stat_of(full)
+        if known is not None and stat == known[2]:
             triples.append((rel, known[0], known[1]))
             hashed_while_written.append(rel)
         else:
             size, sha = hashing.hash_file(full)
             triples.append((rel, size, sha))
+            stat = hashing.stat_of(full)  # as _signature would take it after the hash
+        signature.append((rel, *stat))
     total = sum(t[1] for t in triples)
-    return hashing.folder_digest(triples), total, frozenset(hashed_while_written)
+    return (
+        hashing.folder_digest(triples),
+        total,
+        frozenset(hashed_while_written),
+        tuple(signature),
+    )
 
 
 def _hash_local_v1(folder: str) -> str:
@@ -711,11 +761,20 @@ class HashingLocalFS(LocalFS):
 
     hashes_writes = True
 
-    def __init__(self, remote: bool = False) -> None:
+    def __init__(self, remote: bool = False, made: str | None = None) -> None:
         #: absolute path -> (size, sha256, stat right after it was closed)
         self.written: dict[str, tuple[int, str, hashing.Stat]] = {}
         #: True when the folder is staged for a remote store (materializers may compress)
         self.remote_destination = remote
+        #: the folder the store created for the artifact: ``makedirs`` of it is a no-op
+        self._made = made
+
+    def makedirs(self, path: str, exist_ok: bool = False) -> None:
+        # Every materializer prepares its folder: three syscalls (stat, mkdir, stat) to learn
+        # what the store knows. The store created it a moment ago and nobody else writes there.
+        if exist_ok and path == self._made:
+            return
+        super().makedirs(path, exist_ok=exist_ok)
 
     def open(self, path: Any, mode: str = "rb", **kwargs: Any) -> Any:
         if isinstance(path, str) and "://" not in path:

@@ -91,7 +91,17 @@ def _is_transient(exc: BaseException) -> bool:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return _JSON(value)
+
+
+#: ``json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)`` without building an
+#: encoder for every column (the encoder holds no state between calls).
+_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
+
+
+def _dumps_mapping(value: Mapping[str, Any] | None) -> str:
+    """:func:`_dumps` of a mapping column (``None`` is ``{}``); most steps record none."""
+    return _dumps(dict(value)) if value else "{}"
 
 
 def _row(row: Any) -> Row:
@@ -805,9 +815,9 @@ class MetadataStore:
             "status": status,
             "cache_key": cache_key,
             "outputs": outputs_json,
-            "parameters": _dumps(dict(parameters or {})),
-            "metadata": _dumps(dict(metadata or {})),
-            "metrics": _dumps(dict(metrics or {})),
+            "parameters": _dumps_mapping(parameters),
+            "metadata": _dumps_mapping(metadata),
+            "metrics": _dumps_mapping(metrics),
             "error": error,
             "attempt": attempt,
             "started_at": started_at,
@@ -833,8 +843,9 @@ class MetadataStore:
                             "cache_key": cache_key,
                             "run_id": run_id,
                             "step": step,
+                            # the very outputs (nothing else to restore): encoded once
                             "outputs": outputs_json
-                            if cache_outputs is None
+                            if cache_outputs is None or cache_outputs is outputs
                             else _dumps(dict(cache_outputs)),
                             "created_at": ended_at,
                         }
