@@ -431,7 +431,7 @@ class CompiledStatements:
             if order is None:
                 params: list[Any] = [dict(r) for r in rows]
             else:
-                params = [tuple(r[k] for k in order) for r in rows]
+                params = [tuple(map(r.__getitem__, order)) for r in rows]
             if len(params) == 1:
                 cursor.execute(sql, params[0])
             elif params:
