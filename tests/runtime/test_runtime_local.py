@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import zb_pipes
 
+import zenml_bridge
 from zenml_bridge import get_step_context
 from zenml_bridge.errors import BridgeError
 from zenml_bridge.runtime import RunFailed, load_run, run_pipeline
@@ -44,6 +45,47 @@ def test_run_records_outputs_metrics_and_metadata(calls) -> None:  # type: ignor
     assert load_run("latest").run_id == run.run_id
     with pytest.raises(BridgeError, match=re.escape("has no output 'summ'. Did you mean 'sum'?")):
         stored.steps["total"].outputs["summ"]
+
+
+def _log_and_return(n: int) -> int:
+    get_step_context().log_metric("score", n / 4)
+    get_step_context().log_metadata({"rows": n, "note": "text"})
+    return n
+
+
+@zenml_bridge.step
+def measured(n: int = 2) -> int:
+    return _log_and_return(n)
+
+
+@zenml_bridge.step(timeout=60)
+def measured_in_child(n: int = 2) -> int:  # a step with a timeout runs in a forked child
+    return _log_and_return(n)
+
+
+@zenml_bridge.pipeline
+def logged(n: int = 2) -> None:
+    measured(n=n)
+
+
+@zenml_bridge.pipeline
+def logged_in_child(n: int = 2) -> None:
+    measured_in_child(n=n)
+
+
+@pytest.mark.parametrize("flow", [logged, logged_in_child], ids=["in-process", "forked-child"])
+def test_the_returned_record_has_what_the_steps_logged(calls, flow) -> None:  # type: ignore[no-untyped-def]
+    """``run.steps[name].metrics``/``.metadata`` of the record a pipeline call returns are the
+    recorded ones (not only ``load_run``'s): for executed steps, for cache hits (the
+    producer's), and for a step run in a forked child."""
+    for expected_status in ("completed", "cached"):
+        run = flow(n=2)
+        (returned,) = run.steps.values()
+        assert returned.status == expected_status
+        assert returned.metrics == {"score": 0.5}
+        assert returned.metadata == {"rows": 2, "note": "text"}
+        (stored,) = load_run(run.run_id).steps.values()
+        assert (stored.metrics, stored.metadata) == (returned.metrics, returned.metadata)
 
 
 def test_unchanged_run_is_served_from_cache(calls) -> None:  # type: ignore[no-untyped-def]

@@ -583,6 +583,8 @@ def _record(
             ),
             cache_key=result.cache_key,
             error=result.traceback or result.reason,
+            metadata=result.metadata,
+            metrics=result.metrics,
         )
         for name, result in results.items()
     }

@@ -66,6 +66,9 @@ class StepResult:
     traceback: str | None = None
     #: Why the step stopped the pipeline (``stopped``) or was not run (``skipped``).
     reason: str | None = None
+    #: What the step logged (``log_metadata``/``log_metric``); a cache hit: its producer's.
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    metrics: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _materializers() -> Any:
@@ -353,6 +356,8 @@ def run_step(
                 duration_s=time.perf_counter() - clock,
                 cache_key=key,
                 attempt=attempt,
+                metadata=produced.get("metadata") or {},
+                metrics=produced.get("metrics") or {},
             )
             return _tracked(stack, run_info, step, parameters, result, None, run_id, started)
     if call is None:
@@ -480,6 +485,8 @@ def run_step(
         cache_key=key,
         attempt=attempt,
         reason=stop.reason if stop is not None else None,
+        metadata=dict(context.metadata),
+        metrics=dict(context.metrics),
     )
     return _tracked(stack, run_info, step, parameters, result, context, run_id, started)
 
@@ -664,6 +671,8 @@ def _record_failure(
         attempt=attempt,
         error=exc,
         traceback=text,
+        metadata=dict(metadata or {}),
+        metrics=dict(metrics or {}),
     )
 
 
@@ -795,6 +804,8 @@ def run_step_in_child(
             "bridge_error": isinstance(result.error, BridgeError),
             "reason": result.reason,
             "skipped": list(skipped),
+            "metadata": dict(result.metadata),
+            "metrics": dict(result.metrics),
         }
 
     started = time.time()
@@ -830,6 +841,8 @@ def run_step_in_child(
         error=error,
         traceback=summary["traceback"],
         reason=summary.get("reason"),
+        metadata=summary.get("metadata") or {},
+        metrics=summary.get("metrics") or {},
     )
 
 

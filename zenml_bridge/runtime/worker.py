@@ -490,6 +490,8 @@ def _result_of(name: str, row: dict[str, Any]) -> Any:
         duration_s=row["ended_at"] - row["started_at"],
         cache_key=row.get("cache_key"),
         attempt=row.get("attempt", 1),
+        metadata=row.get("metadata") or {},
+        metrics=row.get("metrics") or {},
     )
 
 
