@@ -190,17 +190,29 @@ def test_int_lists_are_bounded_exactly_at_the_limit(rt: Any, value: Any, stored:
 
 
 def test_an_int_list_changed_between_select_and_save_is_saved_as_it_is(rt: Any) -> None:
-    # select() keeps the text of the list it accepted for the save that follows; a save of
-    # another object (or of a list not selected last) encodes that object.
+    # Through the public API the caller may change the list between select() and save():
+    # save() writes the list as it is then. Only inside the runtime's block (nothing runs
+    # between the two) is the text select() made kept for the save, and released after.
     from zenml_bridge.materializers import builtin
 
-    first, second = [1, 2, 3], [4, 5]
-    materializer = select(first)
-    select(second)
     folder = rt.root / "direct"
     folder.mkdir()
+    first = [1, 2, 3]
+    materializer = select(first)
+    first.append(4)
+    first[0] = 7
     materializer.save(first, str(folder), rt.fs)
-    assert (folder / "value.json").read_bytes() == b"[1,2,3]"
-    materializer.save(second, str(folder), rt.fs)
-    assert (folder / "value.json").read_bytes() == b"[4,5]"
+    assert (folder / "value.json").read_bytes() == b"[7,2,3,4]"
+    assert getattr(builtin._ENCODED, "pending", None) is None
+
+    second, third = [4, 5], [6]
+    with builtin.reuse_checked_text():
+        materializer = select(second)
+        assert builtin._ENCODED.pending == (second, "[4,5]")
+        select(third)  # the last selected list's text is the one kept
+        materializer.save(second, str(folder), rt.fs)  # another object: encoded now
+        assert (folder / "value.json").read_bytes() == b"[4,5]"
+        select(third)
+        materializer.save(third, str(folder), rt.fs)
+        assert (folder / "value.json").read_bytes() == b"[6]"
     assert getattr(builtin._ENCODED, "pending", None) is None

@@ -252,6 +252,85 @@ def test_a_ready_postgres_store_runs_without_sqlalchemy(  # type: ignore[no-unty
     assert sorted(r["status"] for r in runs) == ["completed", "completed"]
 
 
+def test_a_read_only_session_opens_a_postgres_store_without_saved_statements(
+    postgres_url: str,
+) -> None:
+    """The saved statements are a cache: a store made before they were saved (or for another
+    driver) opens in a session that may not write (a standby, a read-only role)."""
+    from zenml_bridge.stores.metadata import close_connections
+
+    store = MetadataStore(postgres_url)
+    _begin(store, "written-before")
+    with store.engine.begin() as conn:
+        conn.execute(store.t.statements.delete())
+    read_only = postgres_url + "%20-cdefault_transaction_read_only%3Don"
+    try:
+        reader = MetadataStore(read_only)
+        assert reader.get_run("written-before") is not None
+        with pytest.raises(Exception, match="read-only transaction"):  # the driver's error
+            _begin(reader, "refused")
+    finally:
+        close_connections(read_only)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://postgres@127.0.0.1:5432/test?options=-csearch_path%3Dx",
+        "postgresql+psycopg2://u:p%40ss@h:5/db?sslmode=require",
+        "postgres://u@/db?host=%2Fvar%2Frun%2Fpostgresql",
+        "postgresql://u@[::1]:5432/db",
+        "postgresql:///db",
+    ],
+)
+def test_the_fast_path_connects_where_sqlalchemy_would(url: str) -> None:
+    from zenml_bridge.stores.connect import parse_url
+    from zenml_bridge.stores.fastpath import postgres_target
+
+    target = postgres_target(url)
+    assert target is not None
+    parsed = parse_url(url)
+    expected = {
+        "user": parsed.username,
+        "password": parsed.password,
+        "host": parsed.host,
+        "port": str(parsed.port) if parsed.port else None,
+        "dbname": parsed.database,
+        **dict(parsed.query),
+    }
+    assert target[1] == {k: v for k, v in expected.items() if v}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://postgres:1234/x@127.0.0.1/test",  # libpq would read another host
+        "postgresql://h/db?host=a&host=b",  # a host list
+        "postgresql://u@h/db?options=-c+x",  # '+' is a space for SQLAlchemy, not for libpq
+        "postgresql://u@h%2Fx/db",
+        "mysql://root@127.0.0.1:3306/test",
+        "postgresql+pg8000://u@h/db",
+    ],
+)
+def test_urls_the_fast_path_leaves_to_sqlalchemy(url: str) -> None:
+    from zenml_bridge.stores.fastpath import postgres_target
+
+    assert postgres_target(url) is None
+
+
+def test_a_mixed_case_prefix_is_left_to_sqlalchemy(postgres_url: str) -> None:
+    """SQLAlchemy quotes such table names; the fast path's unquoted ones would name others."""
+    from zenml_bridge.stores.fastpath import open_compiled_postgres
+
+    MetadataStore(postgres_url, table_prefix="ZQ_")
+    assert open_compiled_postgres(postgres_url, "ZQ_", MetadataStore._statements_key()) is None
+    assert open_compiled_postgres(postgres_url, "zb_", MetadataStore._statements_key()) is None
+    lower = MetadataStore(postgres_url, table_prefix="zq_")
+    _begin(lower, "lower-case")
+    assert open_compiled_postgres(postgres_url, "zq_", MetadataStore._statements_key())
+    assert MetadataStore(postgres_url, table_prefix="ZQ_").get_run("lower-case") is None
+
+
 def test_the_connection_pool_of_the_fast_path_is_bounded() -> None:
     from zenml_bridge.stores.fastpath import ConnectionPool
 

@@ -11,7 +11,8 @@ import json
 import math
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 from zenml_bridge.materializers.base import Materializer, join, prepare
@@ -125,6 +126,21 @@ def _json_problem(value: Any) -> str | None:
     return None
 
 
+@contextmanager
+def reuse_checked_text() -> Iterator[None]:
+    """Within it (this thread), ``JSONMaterializer.save`` reuses the text ``reject_reason``
+    made of the very same list a moment before. The runtime selects and saves an output inside
+    it, with no user code in between; elsewhere (the public ``select``/``save`` API, where the
+    caller may change the list in between) ``save`` encodes what it is given. On leaving, the
+    kept text and list are released."""
+    _ENCODED.reuse = True
+    try:
+        yield
+    finally:
+        _ENCODED.reuse = False
+        _ENCODED.pending = None
+
+
 class JSONMaterializer(Materializer):
     """None, bool, int, float, list and dict (str keys), nested: one ``value.json`` file."""
 
@@ -150,7 +166,8 @@ class JSONMaterializer(Materializer):
             except ValueError:  # an int too long for str() here: the walk below says why
                 text = ""
             if text and len(text) - 2 * len(value) <= _SAFE_INT_CHARS:
-                _ENCODED.pending = (value, text)
+                if getattr(_ENCODED, "reuse", False):
+                    _ENCODED.pending = (value, text)
                 return None
         if _is_plain_json(value):
             return None

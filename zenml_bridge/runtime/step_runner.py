@@ -43,6 +43,7 @@ from zenml_bridge.runtime import integrity
 from zenml_bridge.runtime.context import StepContext, step_context, step_inputs
 from zenml_bridge.runtime.stack import Stack
 from zenml_bridge.runtime.tracking import RunInfo, StepInfo
+from zenml_bridge.stores.metadata import as_recorded
 from zenml_bridge.stores.run_values import log_values
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -393,22 +394,25 @@ def run_step(
             given = stop_outputs(step, exc.outputs)
         else:
             given = list(zip(step.outputs, _split_outputs(step, returned)))
+        from zenml_bridge.materializers.builtin import reuse_checked_text
+
         for spec, value in given:
             integrity.check_output_type(step, spec.name, value)
-            materializer = registry.select(
-                value,
-                allow_pickle=step.allow_pickle,
-                explicit=spec.materializer,
-                what=f"output '{spec.name}' of step '{step.name}'",
-            )
             art = artifact_id(run_id, step.name, spec.name)
-            uri, sha, size = stack.artifacts.write(
-                pipeline.name,
-                run_id,
-                step.name,
-                spec.name,
-                functools.partial(_save, materializer, value, pages.setdefault(art, {})),
-            )
+            with reuse_checked_text():  # no user code between the check and the save
+                materializer = registry.select(
+                    value,
+                    allow_pickle=step.allow_pickle,
+                    explicit=spec.materializer,
+                    what=f"output '{spec.name}' of step '{step.name}'",
+                )
+                uri, sha, size = stack.artifacts.write(
+                    pipeline.name,
+                    run_id,
+                    step.name,
+                    spec.name,
+                    functools.partial(_save, materializer, value, pages.setdefault(art, {})),
+                )
             version = str(materializer.version)
             value_type = f"{type(value).__module__}.{type(value).__qualname__}"
             outputs[spec.name] = {
@@ -485,7 +489,7 @@ def run_step(
         cache_key=key,
         attempt=attempt,
         reason=stop.reason if stop is not None else None,
-        metadata=dict(context.metadata),
+        metadata=as_recorded(context.metadata),
         metrics=dict(context.metrics),
     )
     return _tracked(stack, run_info, step, parameters, result, context, run_id, started)
@@ -671,7 +675,7 @@ def _record_failure(
         attempt=attempt,
         error=exc,
         traceback=text,
-        metadata=dict(metadata or {}),
+        metadata=as_recorded(metadata or {}),
         metrics=dict(metrics or {}),
     )
 

@@ -24,7 +24,9 @@ import importlib.util
 import json
 import os
 import random
+import re
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -129,26 +131,65 @@ def open_compiled_sqlite(url: str, prefix: str, key: str) -> CompiledStatements 
     return statements
 
 
-def postgres_target(url: str) -> tuple[list[str], str] | None:
-    """``(driver modules to try, libpq URL)`` for a PostgreSQL metadata URL, else None.
+#: A database URL split as SQLAlchemy's ``make_url`` splits it (``sqlalchemy/engine/url.py``,
+#: ``_parse_url``): the fast path must reach exactly the database SQLAlchemy would.
+_URL = re.compile(
+    r"""
+    (?P<scheme>[\w+]+)://
+    (?:(?P<user>[^:/]*)(?::(?P<password>[^@]*))?@)?
+    (?:(?:\[(?P<ipv6>[^/?]+)\]|(?P<host>[^/:?]+))?(?::(?P<port>[^/?]*))?)?
+    (?:/(?P<database>[^?]*))?
+    (?:\?(?P<query>.*))?
+    $""",
+    re.X | re.S,
+)
+
+
+def postgres_target(url: str) -> tuple[list[str], dict[str, str]] | None:
+    """``(driver modules to try, connect arguments)`` for a PostgreSQL metadata URL, else None.
 
     The drivers are the one the URL names (``postgresql+psycopg2://``), else those installed of
     psycopg 3 and psycopg2, in that order (SQLAlchemy 2 uses psycopg 3, 1.4 psycopg2: the
-    statements of either may be in the store). The libpq URL is the URL without ``+driver``:
-    libpq reads user, password, host, port, database and query options
-    (``?options=-csearch_path%3Dx``, ``?sslmode=require``) from it as SQLAlchemy passes them on.
+    statements of either may be in the store). The arguments are what SQLAlchemy's psycopg
+    dialects pass to ``connect()``: user, password (percent-decoded), host, port, dbname and
+    the query's options (``?options=-csearch_path%3Dx``, ``?sslmode=require``). A URL whose
+    reading could differ from SQLAlchemy's in any detail (a ``/``, ``?`` or ``#`` in the user
+    part, a ``+`` or a repeated key in the query, an encoded host or database name) gives None:
+    such a store is opened through SQLAlchemy.
     """
-    scheme, sep, rest = url.partition("://")
-    base, _, named = scheme.partition("+")
+    from urllib.parse import parse_qsl, unquote
+
+    match = _URL.match(url)
+    if match is None:
+        return None
+    parts = match.groupdict()
+    base, _, named = parts["scheme"].partition("+")
+    if base not in ("postgresql", "postgres") or named not in ("", "psycopg", "psycopg2"):
+        return None
+    user, password = parts["user"], parts["password"]
+    query = parts["query"] or ""
     if (
-        not sep
-        or base not in ("postgresql", "postgres")
-        or named not in ("", "psycopg", "psycopg2")
+        any(c in (user or "") + (password or "") for c in "/?#")
+        or "+" in query
+        or "%" in (parts["host"] or "") + (parts["database"] or "")
+        or (parts["port"] and not parts["port"].isdigit())
     ):
         return None
-    drivers = [named] if named else ["psycopg", "psycopg2"]
+    options = parse_qsl(query, keep_blank_values=True)
+    if len({k for k, _ in options}) != len(options):
+        return None  # several values of a key (a host list): SQLAlchemy joins them its own way
+    given = {
+        "user": unquote(user) if user else "",
+        "password": unquote(password) if password else "",
+        "host": parts["ipv6"] or parts["host"] or "",
+        "port": parts["port"] or "",
+        "dbname": parts["database"] or "",
+    }
+    args: dict[str, str] = {k: v for k, v in given.items() if v}
+    args.update(options)
+    drivers: list[str] = [named] if named else ["psycopg", "psycopg2"]
     drivers = [d for d in drivers if importlib.util.find_spec(d) is not None]
-    return (drivers, f"postgresql://{rest}") if drivers else None
+    return (drivers, args) if drivers else None
 
 
 def open_compiled_postgres(url: str, prefix: str, key: str) -> CompiledStatements | None:
@@ -156,20 +197,30 @@ def open_compiled_postgres(url: str, prefix: str, key: str) -> CompiledStatement
     SQLAlchemy; the driver is the one the statements were compiled for. The connections come
     from one pool per driver and URL in this process (as SQLAlchemy's engines, one per URL).
 
-    None when the URL is not PostgreSQL, no driver is installed, the server cannot be reached,
-    or the store is new, older or holds no statements for an installed driver: the caller then
-    opens it through SQLAlchemy (which reports connection errors properly, migrates the store
+    None when the URL is not a plain PostgreSQL URL (:func:`postgres_target`), the table
+    prefix is not lower case (SQLAlchemy quotes such names), no driver is installed, the
+    driver refuses an option of the URL, or the store is new, older or holds no statements for
+    an installed driver: the caller then opens it through SQLAlchemy (which migrates the store
     and saves the statements under ``<key>.<driver>``).
+
+    Raises:
+        BridgeError: the server cannot be reached (refused, timed out, authentication): the
+            message SQLAlchemy's path gives, without a second attempt through SQLAlchemy.
     """
-    target = postgres_target(url)
+    target = postgres_target(url) if prefix == prefix.lower() else None
     if target is None:
         return None
-    drivers, dsn = target
+    drivers, args = target
     try:
-        pool = _postgres_pool(drivers[0], dsn)
+        pool = _postgres_pool(drivers[0], url, args)
         holder, conn = pool.checkout()
-    except Exception:
-        return None
+    except Exception as exc:
+        operational = getattr(sys.modules.get(drivers[0]), "OperationalError", None)
+        if operational is not None and isinstance(exc, operational):
+            from zenml_bridge.stores.connect import connection_error
+
+            raise connection_error(url, exc) from None
+        return None  # e.g. an option libpq does not know: SQLAlchemy's path says what it is
     try:
         from zenml_bridge.stores.schema import SCHEMA_VERSION
 
@@ -185,8 +236,10 @@ def open_compiled_postgres(url: str, prefix: str, key: str) -> CompiledStatement
         rows = cursor.fetchall()
         cursor.close()
         conn.commit()
-    except Exception:
+    except BaseException as exc:
         holder.invalidate()
+        if not isinstance(exc, Exception):
+            raise
         return None
     holder.close()
     found = {keys[row[0]] for row in rows}
@@ -194,8 +247,9 @@ def open_compiled_postgres(url: str, prefix: str, key: str) -> CompiledStatement
     if version is None or version[0] != SCHEMA_VERSION or driver is None:
         return None
     if driver != drivers[0]:  # the store was made with the other driver (SQLAlchemy 1.4)
+        pool.close_idle(keep_none=False)  # the probe's connection: not used from now on
         try:
-            pool = _postgres_pool(driver, dsn)
+            pool = _postgres_pool(driver, url, args)
         except Exception:
             return None
     sql: Compiled = {}
@@ -213,19 +267,24 @@ def open_compiled_postgres(url: str, prefix: str, key: str) -> CompiledStatement
     )
 
 
-#: (driver, libpq URL) -> the pool of this process.
+#: (driver, metadata URL) -> the pool of this process.
 _POOLS: dict[tuple[str, str], ConnectionPool] = {}
+
+
+def _postgres_pool(driver: str, url: str, args: Mapping[str, str]) -> ConnectionPool:
+    pool = _POOLS.get((driver, url))
+    if pool is None:
+        module: Any = importlib.import_module(driver)
+        pool = ConnectionPool(lambda: module.connect(**args), error=module.Error)
+        pool = _POOLS.setdefault((driver, url), pool)
+    return pool
 
 
 def close_pools(url: str) -> None:
     """Close the idle connections of this process's pools for ``url`` and drop the pools
     (connections checked out now are closed when they are returned)."""
-    target = postgres_target(url)
-    if target is None:
-        return
-    drivers, dsn = target
-    for driver in drivers:
-        pool = _POOLS.pop((driver, dsn), None)
+    for driver in ("psycopg", "psycopg2"):
+        pool = _POOLS.pop((driver, url), None)
         if pool is not None:
             pool.close_idle()
 
@@ -237,15 +296,6 @@ def _forget_pools() -> None:
 
 # A forked child never uses (nor closes) its parent's connections, whoever forks.
 os.register_at_fork(after_in_child=_forget_pools)
-
-
-def _postgres_pool(driver: str, dsn: str) -> ConnectionPool:
-    pool = _POOLS.get((driver, dsn))
-    if pool is None:
-        module: Any = importlib.import_module(driver)
-        pool = ConnectionPool(lambda: module.connect(dsn), error=module.Error)
-        pool = _POOLS.setdefault((driver, dsn), pool)
-    return pool
 
 
 class ConnectionPool:
@@ -276,10 +326,12 @@ class ConnectionPool:
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(self._limit)
 
-    def close_idle(self) -> None:
-        """Close the idle connections; keep none from now on."""
+    def close_idle(self, keep_none: bool = True) -> None:
+        """Close the idle connections; with ``keep_none``, also every one returned later."""
         with self._lock:
-            idle, self._idle, self._keep = self._idle, [], 0
+            idle, self._idle = self._idle, []
+            if keep_none:
+                self._keep = 0
         for conn in idle:
             try:
                 conn.close()

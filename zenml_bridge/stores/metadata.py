@@ -208,7 +208,12 @@ class MetadataStore:
             self._save_statements(key, compiled)
         elif self.dialect == "postgresql":
             # Per driver: psycopg 3 statements carry casts (render_bind_cast) psycopg2's lack.
-            self._save_statements(f"{key}.{self.engine.dialect.driver}", compiled)
+            # Only a cache: a role or server that may not write (a standby, a read-only role)
+            # opens the store without it.
+            try:
+                self._save_statements(f"{key}.{self.engine.dialect.driver}", compiled)
+            except sa.exc.DBAPIError:
+                pass
         return compiled
 
     def _save_statements(self, key: str, compiled: CompiledStatements) -> None:
@@ -998,6 +1003,12 @@ def _cache_outputs(text: str) -> dict[str, Any] | None:
     except (ValueError, RecursionError):
         return None
     return outputs if isinstance(outputs, dict) else None
+
+
+def as_recorded(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` (a step's metadata) as the store gives them back: JSON, other values as
+    their ``str``."""
+    return json.loads(_dumps_mapping(values)) if values else {}
 
 
 def close_connections(url: str) -> None:
