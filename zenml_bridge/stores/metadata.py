@@ -13,7 +13,6 @@ Example:
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import random
@@ -24,6 +23,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from zenml_bridge.errors import BridgeError, did_you_mean
+from zenml_bridge.stores import statements
 from zenml_bridge.stores.fastpath import (
     CompiledStatements,
     close_pools,
@@ -44,27 +44,9 @@ Row = dict[str, Any]
 
 _JSON_COLUMNS = {"parameters", "links", "outputs", "metadata", "metrics"}
 _ENGINES: dict[str, Any] = {}
-#: Bump when the hot-path statements change: stores then compile and save them again.
-STATEMENTS_VERSION = 4
-#: Columns of a step run, in the order the hot-path read returns them.
-STEP_COLUMNS = (
-    "run_id",
-    "step",
-    "status",
-    "cache_key",
-    "outputs",
-    "parameters",
-    "metadata",
-    "metrics",
-    "error",
-    "attempt",
-    "started_at",
-    "ended_at",
-    "ir_sha256",
-)
-#: Step states that are final successes: a record in one of them is never replaced by a
-#: failed, retrying or running record of a later (or concurrent) attempt of the same IR.
-DONE = ("completed", "cached")
+STATEMENTS_VERSION = statements.VERSION
+STEP_COLUMNS = statements.STEP_COLUMNS
+DONE = statements.DONE
 #: Run ids are primary keys of at most this many characters on every database.
 MAX_RUN_ID = 255
 
@@ -203,7 +185,9 @@ class MetadataStore:
             if self.dialect != "sqlite":
                 raise
             raise connection_error(self.url, exc) from None  # e.g. "file is not a database"
-        compiled = CompiledStatements.from_engine(self.engine, self._statements())
+        compiled = CompiledStatements.from_engine(
+            self.engine, statements.hot_path(self.t, self.dialect)
+        )
         if self.dialect == "sqlite" and not is_read_only(self.url):
             self._save_statements(key, compiled)
         elif self.dialect == "postgresql":
@@ -319,167 +303,7 @@ class MetadataStore:
 
     def _insert(self, table: sa.Table, keys: Sequence[str] = (), update: Sequence[str] = ()) -> Any:
         """INSERT that ignores (no ``update``) or overwrites (``update``) an existing key."""
-        if self.dialect in ("sqlite", "postgresql"):
-            # Import only the dialect in use: each costs tens of milliseconds.
-            module: Any = importlib.import_module(f"sqlalchemy.dialects.{self.dialect}")
-            stmt = module.insert(table)
-            if not update:
-                return stmt.on_conflict_do_nothing()
-            return stmt.on_conflict_do_update(
-                index_elements=list(keys), set_={c: stmt.excluded[c] for c in update}
-            )
-        from sqlalchemy.dialects.mysql import insert as mysql_insert
-
-        if not update:
-            return sa.insert(table).prefix_with("IGNORE")
-        upsert: Any = mysql_insert(table)
-        return upsert.on_duplicate_key_update({c: upsert.inserted[c] for c in update})
-
-    def _statements(self) -> dict[str, Any]:
-        t = self.t
-        # Constants as SQL literals: a compiled hot-path statement takes only named parameters.
-        running: Any = sa.literal_column("'running'")
-        failed: Any = sa.literal_column("'failed'")
-        step_cols = [c.name for c in t.step_runs.c if c.name not in ("run_id", "step")]
-        art_cols = [c.name for c in t.artifacts.c if c.name != "artifact_id"]
-        cache_cols = [c.name for c in t.cache.c if c.name != "cache_key"]
-        return {
-            "pipeline": self._insert(t.pipelines),
-            "version": self._insert(t.pipeline_versions),
-            "run": self._insert(t.runs),
-            "step": self._step_upsert(step_cols),
-            "step_force": self._insert(t.step_runs, ("run_id", "step"), step_cols),
-            "step_get": sa.select(
-                t.step_runs.c.status, t.step_runs.c.outputs, t.step_runs.c.ir_sha256
-            ).where(
-                t.step_runs.c.run_id == sa.bindparam("rid"),
-                t.step_runs.c.step == sa.bindparam("s"),
-            ),
-            "artifact": self._insert(t.artifacts, ("artifact_id",), art_cols),
-            "consumer": self._insert(t.consumers),
-            # A fresh execution replaces the entry: a cached artifact that was deleted or
-            # corrupted is fixed by running the step again (--no-cache).
-            "cache": self._insert(t.cache, ("cache_key",), cache_cols),
-            # Only a running run is finished: a run cancelled (`runs cancel`) or found lost
-            # in the meantime keeps that state and its reason.
-            "finish": t.runs.update()
-            .where(t.runs.c.run_id == sa.bindparam("rid"), t.runs.c.status == running)
-            .values(
-                status=sa.bindparam("st"),
-                ended_at=sa.bindparam("end"),
-                git_dirty=sa.bindparam("dirty"),
-                reason=sa.bindparam("why"),
-            ),
-            "run_get": sa.select(
-                t.runs.c.status, t.runs.c.ir_sha256, t.runs.c.pipeline, t.runs.c.reason
-            ).where(t.runs.c.run_id == sa.bindparam("rid")),
-            "reopen": t.runs.update()
-            .where(t.runs.c.run_id == sa.bindparam("rid"), t.runs.c.status == failed)
-            .values(
-                status=running, ended_at=sa.null(), reason=sa.null(), heartbeat_at=sa.bindparam("t")
-            ),
-            "beat_run": t.runs.update()
-            .where(t.runs.c.run_id == sa.bindparam("rid"), t.runs.c.status == running)
-            .values(heartbeat_at=sa.bindparam("t")),
-            "beat_step": t.step_runs.update()
-            .where(
-                t.step_runs.c.run_id == sa.bindparam("rid"),
-                t.step_runs.c.step == sa.bindparam("s"),
-                t.step_runs.c.status == running,
-            )
-            .values(heartbeat_at=sa.bindparam("t")),
-            "stale_runs": sa.select(
-                t.runs.c.run_id,
-                t.runs.c.backend,
-                sa.func.coalesce(t.runs.c.heartbeat_at, t.runs.c.started_at),
-            ).where(
-                t.runs.c.status == running,
-                sa.func.coalesce(t.runs.c.heartbeat_at, t.runs.c.started_at) < sa.bindparam("cut"),
-            ),
-            "stale_steps": sa.select(
-                t.step_runs.c.run_id,
-                t.step_runs.c.step,
-                sa.func.coalesce(t.step_runs.c.heartbeat_at, t.step_runs.c.started_at),
-            )
-            .select_from(t.step_runs.join(t.runs, t.runs.c.run_id == t.step_runs.c.run_id))
-            .where(
-                t.runs.c.status == running,
-                t.step_runs.c.status == running,
-                sa.func.coalesce(t.step_runs.c.heartbeat_at, t.step_runs.c.started_at)
-                < sa.bindparam("cut"),
-            ),
-            "cache_get": sa.select(t.cache.c.outputs).where(
-                t.cache.c.cache_key == sa.bindparam("k")
-            ),
-            "steps_of_run": sa.select(*(t.step_runs.c[name] for name in STEP_COLUMNS)).where(
-                t.step_runs.c.run_id == sa.bindparam("rid")
-            ),
-            "complete": self._complete_statement(),
-        }
-
-    def _step_upsert(self, columns: Sequence[str]) -> Any:
-        """INSERT of a step run that replaces an existing record only when that record is not
-        a success (completed, cached) of the same IR: a failed attempt, a running marker or a
-        duplicate attempt never overwrites a completed step."""
-        table = self.t.step_runs
-        done: list[Any] = [sa.literal_column(f"'{state}'") for state in DONE]
-        if self.dialect in ("sqlite", "postgresql"):
-            module: Any = importlib.import_module(f"sqlalchemy.dialects.{self.dialect}")
-            stmt = module.insert(table)
-            replace = sa.or_(
-                table.c.status.not_in(done),
-                sa.func.coalesce(table.c.ir_sha256, sa.literal_column("''"))
-                != stmt.excluded.ir_sha256,
-            )
-            return stmt.on_conflict_do_update(
-                index_elements=["run_id", "step"],
-                set_={c: stmt.excluded[c] for c in columns},
-                where=replace,
-            )
-        from sqlalchemy.dialects.mysql import insert as mysql_insert
-
-        upsert: Any = mysql_insert(table)
-        # MySQL applies the assignments in order and later ones see the new values: status and
-        # then ir_sha256 go last so every condition reads the old record's values.
-        replace = sa.or_(
-            table.c.status.not_in(done),
-            sa.func.coalesce(table.c.ir_sha256, sa.literal_column("''"))
-            != upsert.inserted.ir_sha256,
-        )
-        last = ("status", "ir_sha256")
-        order = [c for c in columns if c not in last] + [c for c in last if c in columns]
-        return upsert.on_duplicate_key_update(
-            [(c, sa.func.IF(replace, upsert.inserted[c], table.c[c])) for c in order]
-        )
-
-    def _complete_statement(self) -> Any:
-        """UPDATE the run to completed when n steps are completed or cached."""
-        runs, steps = self.t.runs, self.t.step_runs
-        # Constants as SQL literals: a compiled hot-path statement takes only named parameters.
-        completed: Any = sa.literal_column("'completed'")
-        cached: Any = sa.literal_column("'cached'")
-        done = (
-            sa.select(sa.func.count())
-            .select_from(steps)
-            .where(steps.c.run_id == sa.bindparam("rid"), steps.c.status.in_([completed, cached]))
-            .scalar_subquery()
-        )
-        if self.dialect == "mysql":
-            # MySQL refuses a subquery on the table being updated unless it is materialized.
-            done = (
-                sa.select(sa.text("n"))
-                .select_from(sa.select(done.label("n")).subquery("d"))
-                .scalar_subquery()
-            )
-        return (
-            runs.update()
-            .where(
-                runs.c.run_id == sa.bindparam("rid"),
-                runs.c.status == sa.literal_column("'running'"),
-                done >= sa.bindparam("n"),
-            )
-            .values(status=completed, ended_at=sa.bindparam("end"))
-        )
+        return statements.insert(self.dialect, table, keys, update)
 
     # -- runs -----------------------------------------------------------------------------------
 
