@@ -364,6 +364,32 @@ def test_the_connection_pool_of_the_fast_path_is_bounded() -> None:
     assert len(opened) == 3
 
 
+def test_the_fast_path_pool_replaces_connections_older_than_recycle() -> None:
+    from zenml_bridge.stores.fastpath import ConnectionPool
+
+    opened: list[object] = []
+
+    class Conn:
+        closed = False
+
+        def close(self) -> None:
+            self.closed = True
+
+    def connect() -> Conn:
+        opened.append(Conn())
+        return opened[-1]
+
+    pool = ConnectionPool(connect, recycle=0.05)
+    holder, first = pool.checkout()
+    holder.close()
+    holder, again = pool.checkout()  # young enough: reused
+    assert again is first
+    holder.close()
+    time.sleep(0.1)
+    holder, fresh = pool.checkout()  # older than recycle: closed, a new one opened
+    assert fresh is not first and first.closed and len(opened) == 2
+
+
 def test_a_ready_sqlite_store_runs_without_sqlalchemy(tmp_path, stores_env) -> None:  # type: ignore[no-untyped-def]
     import os
     import subprocess

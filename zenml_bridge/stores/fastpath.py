@@ -52,6 +52,8 @@ BROKEN = (
     "terminating connection",
     "broken pipe",
     "connection is closed",
+    "connection reset",
+    "ssl syscall error",
 )
 Ops = Sequence[tuple[str, Sequence[Mapping[str, Any]]]]
 
@@ -301,7 +303,9 @@ os.register_at_fork(after_in_child=_forget_pools)
 class ConnectionPool:
     """Driver connections checked out per transaction: at most ``limit`` open at once and
     ``keep`` kept idle (SQLAlchemy's defaults: 5 + 10 overflow), a checkout waits up to
-    ``timeout`` seconds for a free one."""
+    ``timeout`` seconds for a free one, and a connection older than ``recycle`` seconds is
+    replaced when it is checked out (SQLAlchemy's ``pool_recycle=3600`` of our engines: a
+    firewall or proxy may cut connections that stayed idle for long)."""
 
     def __init__(
         self,
@@ -311,8 +315,10 @@ class ConnectionPool:
         keep: int = 5,
         limit: int = 15,
         timeout: float = 30,
+        recycle: float = 3600,
     ) -> None:
         self._open = connect
+        self._recycle = recycle
         #: The driver's base error class.
         self.error = error
         self._keep = keep
@@ -322,7 +328,8 @@ class ConnectionPool:
 
     def forget(self) -> None:
         """Drop every connection without closing it (in a forked child: the parent uses them)."""
-        self._idle: list[Any] = []
+        #: (connection, when it was opened: time.monotonic())
+        self._idle: list[tuple[Any, float]] = []
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(self._limit)
 
@@ -332,11 +339,8 @@ class ConnectionPool:
             idle, self._idle = self._idle, []
             if keep_none:
                 self._keep = 0
-        for conn in idle:
-            try:
-                conn.close()
-            except Exception:
-                pass
+        for conn, _ in idle:
+            _close(conn)
 
     def checkout(self) -> tuple[Any, Any]:
         """``(holder, connection)``: ``holder.close()`` returns it, ``holder.invalidate()``
@@ -350,39 +354,46 @@ class ConnectionPool:
                 "check the database server for blocked transactions."
             )
         with self._lock:
-            conn = self._idle.pop() if self._idle else None
+            entry = self._idle.pop() if self._idle else None
         try:
-            if conn is None:
-                conn = self._open()
+            if entry is not None and time.monotonic() - entry[1] > self._recycle:
+                _close(entry[0])
+                entry = None
+            if entry is None:
+                entry = (self._open(), time.monotonic())
         except BaseException:
             self._slots.release()
             raise
-        return _Checkout(self, conn), conn
+        return _Checkout(self, entry), entry[0]
 
-    def _return(self, conn: Any, reuse: bool) -> None:
+    def _return(self, entry: tuple[Any, float], reuse: bool) -> None:
         with self._lock:
             keep = reuse and len(self._idle) < self._keep
             if keep:
-                self._idle.append(conn)
+                self._idle.append(entry)
         if not keep:
-            try:
-                conn.close()
-            except Exception:
-                pass
+            _close(entry[0])
         self._slots.release()
 
 
-class _Checkout:
-    __slots__ = ("_pool", "_conn")
+def _close(conn: Any) -> None:
+    try:
+        conn.close()
+    except Exception:
+        pass
 
-    def __init__(self, pool: ConnectionPool, conn: Any) -> None:
-        self._pool, self._conn = pool, conn
+
+class _Checkout:
+    __slots__ = ("_pool", "_entry")
+
+    def __init__(self, pool: ConnectionPool, entry: tuple[Any, float]) -> None:
+        self._pool, self._entry = pool, entry
 
     def close(self) -> None:
-        self._pool._return(self._conn, reuse=True)
+        self._pool._return(self._entry, reuse=True)
 
     def invalidate(self) -> None:
-        self._pool._return(self._conn, reuse=False)
+        self._pool._return(self._entry, reuse=False)
 
 
 class CompiledStatements:
