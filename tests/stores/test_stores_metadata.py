@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -331,20 +332,28 @@ def test_a_mixed_case_prefix_is_left_to_sqlalchemy(postgres_url: str) -> None:
     assert MetadataStore(postgres_url, table_prefix="ZQ_").get_run("lower-case") is None
 
 
+class _FakeConnection:
+    closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _fake_connections() -> tuple[list[_FakeConnection], Any]:
+    """The connections opened so far, and a ``connect`` that opens one more."""
+    opened: list[_FakeConnection] = []
+
+    def connect() -> _FakeConnection:
+        opened.append(_FakeConnection())
+        return opened[-1]
+
+    return opened, connect
+
+
 def test_the_connection_pool_of_the_fast_path_is_bounded() -> None:
     from zenml_bridge.stores.fastpath import ConnectionPool
 
-    opened: list[object] = []
-
-    class Conn:
-        closed = False
-
-        def close(self) -> None:
-            self.closed = True
-
-    def connect() -> Conn:
-        opened.append(Conn())
-        return opened[-1]
+    opened, connect = _fake_connections()
 
     pool = ConnectionPool(connect, keep=1, limit=2, timeout=0.05)
     first, conn1 = pool.checkout()
@@ -367,17 +376,7 @@ def test_the_connection_pool_of_the_fast_path_is_bounded() -> None:
 def test_the_fast_path_pool_replaces_connections_older_than_recycle() -> None:
     from zenml_bridge.stores.fastpath import ConnectionPool
 
-    opened: list[object] = []
-
-    class Conn:
-        closed = False
-
-        def close(self) -> None:
-            self.closed = True
-
-    def connect() -> Conn:
-        opened.append(Conn())
-        return opened[-1]
+    opened, connect = _fake_connections()
 
     pool = ConnectionPool(connect, recycle=0.05)
     holder, first = pool.checkout()

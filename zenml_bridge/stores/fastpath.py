@@ -29,7 +29,7 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -122,15 +122,20 @@ def open_compiled_sqlite(url: str, prefix: str, key: str) -> CompiledStatements 
     if version is None or version[0] != SCHEMA_VERSION or not rows:
         conn.close()
         return None
+    statements = CompiledStatements(
+        _compiled(rows), lambda: (None, _connect_sqlite(path)), sqlite=True, error=sqlite3.Error
+    )
+    statements.adopt(conn)
+    return statements
+
+
+def _compiled(rows: Iterable[Sequence[Any]]) -> Compiled:
+    """Saved statements (rows of name, SQL, JSON parameter order) as :data:`Compiled`."""
     sql: Compiled = {}
     for name, text, params in rows:
         order = json.loads(params)
         sql[name] = (text, tuple(order) if order is not None else None)
-    statements = CompiledStatements(
-        sql, lambda: (None, _connect_sqlite(path)), sqlite=True, error=sqlite3.Error
-    )
-    statements.adopt(conn)
-    return statements
+    return sql
 
 
 #: A database URL split as SQLAlchemy's ``make_url`` splits it (``sqlalchemy/engine/url.py``,
@@ -254,13 +259,8 @@ def open_compiled_postgres(url: str, prefix: str, key: str) -> CompiledStatement
             pool = _postgres_pool(driver, url, args)
         except Exception:
             return None
-    sql: Compiled = {}
-    for row_key, name, text, params in rows:
-        if keys[row_key] == driver:
-            order = json.loads(params)
-            sql[name] = (text, tuple(order) if order is not None else None)
     return CompiledStatements(
-        sql,
+        _compiled(row[1:] for row in rows if keys[row[0]] == driver),
         pool.checkout,
         sqlite=False,
         error=pool.error,

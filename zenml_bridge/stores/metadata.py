@@ -31,6 +31,8 @@ from zenml_bridge.stores.fastpath import (
     open_compiled_sqlite,
     sqlite_file,
 )
+from zenml_bridge.stores.statements import DONE, STEP_COLUMNS
+from zenml_bridge.stores.statements import VERSION as STATEMENTS_VERSION
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -44,9 +46,6 @@ Row = dict[str, Any]
 
 _JSON_COLUMNS = {"parameters", "links", "outputs", "metadata", "metrics"}
 _ENGINES: dict[str, Any] = {}
-STATEMENTS_VERSION = statements.VERSION
-STEP_COLUMNS = statements.STEP_COLUMNS
-DONE = statements.DONE
 #: Run ids are primary keys of at most this many characters on every database.
 MAX_RUN_ID = 255
 
